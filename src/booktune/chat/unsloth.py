@@ -1,0 +1,60 @@
+"""`instruction_part` / `response_part` for Unsloth's `train_on_responses_only`, derived by rendering.
+
+Unsloth trains the tokens between each `response_part` and the next `instruction_part`, both found as
+token subsequences. A fixed marker that matches nothing trains nothing (GPT-OSS checkpoints differ on
+`<|start|>assistant<|channel|>final<|message|>` vs `<|start|>assistant<|message|>`), so the parts are read
+off the tokenizer's own template: a probe conversation is rendered with every user and assistant text
+marked (locate.mark_spans), and the parts are the template text that opens a user / an assistant turn.
+
+The parts match text rendered by booktune (`booktune.chat.template.render_text`: same pinned date and
+`enable_thinking=False`). Where the template adds an empty think block to the last turn only (Qwen3),
+the shorter, common header is returned, so Unsloth trains that block; build_example does not.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from booktune.chat.locate import LocateError, layout, mark_spans, special_ids
+from booktune.chat.render import render
+from booktune.chat.template import _PROBE, prepare_messages
+
+
+def unsloth_parts(tokenizer: Any) -> tuple[str, str]:
+    """(instruction_part, response_part) for `unsloth.chat_templates.train_on_responses_only`."""
+    messages = prepare_messages(tokenizer, _PROBE)
+    text = render(tokenizer, messages)
+    spans = mark_spans(tokenizer, messages, [(i, "content") for i in range(len(messages))], text)
+    if len(spans) != len(messages):
+        raise LocateError("the template drops probe turns; cannot derive Unsloth parts")
+    (_, u1_end), (a1_start, a1_end), (u2_start, u2_end), (a2_start, _) = (spans[k] for k in range(4))
+    lay = layout(tokenizer, messages)
+    marker_end = lay.offsets[lay.turns[0].marker_token][1]
+    instruction = text[marker_end:u2_start].lstrip()
+    if not instruction:
+        raise LocateError("the template has no text that opens a user turn")
+    user_gap = text[a1_end:u2_start]
+    heads = [_response_head(text[u_end:a_start], user_gap, _boundaries(tokenizer, lay, u_end, a_start))
+             for u_end, a_start in ((u1_end, a1_start), (u2_end, a2_start))]
+    short, long = sorted(heads, key=len)
+    if not short or not long.startswith(short):
+        raise LocateError(f"assistant turns open differently ({heads[0]!r} vs {heads[1]!r})")
+    return instruction, short
+
+
+def _boundaries(tokenizer: Any, lay: Any, start: int, stop: int) -> set[int]:
+    """Offsets (relative to `start`) where a special token or a line begins within text[start:stop]."""
+    specials = special_ids(tokenizer)
+    out = {0}
+    out.update(s - start for (s, _), i in zip(lay.offsets, lay.ids) if i in specials and start <= s < stop)
+    out.update(n + 1 for n, ch in enumerate(lay.text[start:stop]) if ch == "\n")
+    return out
+
+
+def _response_head(assistant_gap: str, user_gap: str, boundaries: set[int]) -> str:
+    """The part of the text before an answer that marks it as an assistant turn: from the last token or line
+    boundary at or before the point where it stops looking like the text before a user turn."""
+    same = len(os.path.commonprefix([assistant_gap, user_gap]))
+    cut = max(b for b in boundaries if b <= same)
+    return assistant_gap[cut:]

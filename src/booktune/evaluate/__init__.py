@@ -1,0 +1,1 @@
+"""The evaluate stage: held-out loss and sample continuations."""

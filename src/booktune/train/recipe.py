@@ -1,0 +1,191 @@
+"""The training recipe: a prepared DATA folder in, a LoRA adapter in RUN out. Reads top to bottom.
+
+Features
+- LoRA (PEFT) on a 4-bit NF4 base (bitsandbytes) by default on CUDA; bf16 or fp32 base on CPU.
+- Loss on assistant tokens only, end-of-turn token included: labels come from `booktune.chat.build_example`, the one
+  masking function, and TRL's collator uses them as they are (dataset preparation is skipped).
+- Over-long examples are split at sentence ends or dropped (`truncation`), never trained with their end cut off.
+- TRL's SFTTrainer runs the loop: checkpoints every `save_steps`, `resume=True` continues from the last complete one,
+  loss to TensorBoard (RUN/logs) and to RUN/loss.png, a rich progress bar.
+- RUN describes itself: adapter, tokenizer, chat template, config and booktune version (see train/artifacts.py).
+
+Failure modes it reports before spending compute
+- DATA is not a prepared folder, or its train split is empty                       -> DataError
+- every example is longer than max_seq_length or fully masked                      -> TruncationError
+- a chat template whose answer spans cannot be located                             -> MaskingError
+- 4-bit asked for without CUDA                                                     -> TrainError
+- `resume=True` with no complete checkpoint starts from scratch, and says so.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from booktune.console import console, quiet_libraries
+
+
+class TrainError(ValueError):
+    """A training setting that cannot work; the message names the field."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    adapter_dir: Path
+    model: Any  # the PeftModel, still in memory, for evaluation and samples
+    tokenizer: Any
+    log_history: list[dict[str, Any]]
+    metadata: dict[str, Any]
+
+
+def train_adapter(
+    data_dir: str | Path,
+    run_dir: str | Path,
+    *,
+    model: str = "default",
+    epochs: float = 1.0,
+    max_steps: int = -1,
+    learning_rate: float = 2e-4,
+    warmup_ratio: float = 0.03,
+    batch_size: int = 1,
+    grad_accum: int = 1,
+    max_seq_length: int = 1024,
+    truncation: str = "split",
+    lora_r: int = 16,
+    lora_alpha: int = 32,
+    lora_dropout: float = 0.0,
+    target_modules: list[str] | str = "all-linear",
+    load_in_4bit: bool | None = None,
+    dtype: str = "auto",
+    gradient_checkpointing: bool | None = None,
+    logging_steps: int = 5,
+    save_steps: int = 50,
+    save_total_limit: int = 2,
+    seed: int = 42,
+    device: str | None = None,
+    trust_remote_code: bool = False,
+    resume: bool = False,
+    base_model: Any = None,
+    tokenizer: Any = None,
+    config: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train a LoRA adapter on DATA's train split and save it in RUN. `base_model`/`tokenizer` reuse loaded ones."""
+    from peft import LoraConfig
+    from transformers import PrinterCallback, set_seed
+    from trl import SFTConfig
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    from booktune.dataset import load_conversations, load_stats
+    from booktune.dataset.tokenize import tokenize_records
+    from booktune.model import load_model, load_tokenizer, pick_device, pick_dtype
+    from booktune.train.artifacts import run_metadata, save_adapter, write_run_file
+    from booktune.train.callbacks import DescribeCheckpoint, RichProgress, last_complete_checkpoint
+    from booktune.train.plot import plot_loss
+    from booktune.train.trainer import sft_trainer_class
+
+    quiet_libraries()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    set_seed(seed)
+
+    # 1. Data: conversations -> input_ids + labels, by the one masking function.
+    records = load_conversations(data_dir, "train")
+    prompts = load_stats(data_dir).get("prompts", {})
+    if not records:
+        raise TrainError(f"{data_dir}: the train split is empty; prepare more text or lower prepare.eval_fraction")
+    tokenizer = tokenizer or load_tokenizer(model, trust_remote_code=trust_remote_code)
+    rows, report = tokenize_records(tokenizer, records, max_seq_length=max_seq_length, truncation=truncation,
+                                    system_prompt=prompts.get("system_prompt"), user_prompt=prompts.get("user_prompt"))
+
+    # 2. Precision and device: 4-bit NF4 base on CUDA unless turned off; bf16 where supported.
+    device = pick_device(device)
+    on_gpu = device.startswith("cuda")
+    load_in_4bit = on_gpu if load_in_4bit is None else load_in_4bit
+    if load_in_4bit and not on_gpu:
+        raise TrainError("config field train.load_in_4bit: 4-bit training needs a CUDA GPU; use --no-4bit on CPU")
+    torch_dtype = pick_dtype(dtype, device)
+    gradient_checkpointing = on_gpu if gradient_checkpointing is None else gradient_checkpointing
+
+    # 3. Model and LoRA. TRL wraps the base in a PeftModel (and prepares a 4-bit base for training).
+    if base_model is None:
+        base_model = load_model(model, device=device, dtype=torch_dtype, load_in_4bit=load_in_4bit,
+                                trust_remote_code=trust_remote_code)
+    lora = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, task_type="CAUSAL_LM",
+                      target_modules=target_modules[0] if list(target_modules) == ["all-linear"] else list(target_modules))
+
+    # 4. The loop: TRL's SFTTrainer on pre-tokenized rows (its own preparation is skipped: our labels stand).
+    from datasets import Dataset
+
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "logs")
+    args = SFTConfig(
+        output_dir=str(run_dir / "checkpoints"),
+        num_train_epochs=epochs,
+        max_steps=max_steps,
+        learning_rate=learning_rate,
+        warmup_steps=warmup_ratio,  # transformers 5: a float below 1 is a share of the steps
+        lr_scheduler_type="cosine",
+        per_device_train_batch_size=batch_size,
+        gradient_accumulation_steps=grad_accum,
+        gradient_checkpointing=gradient_checkpointing,
+        bf16=str(torch_dtype) == "torch.bfloat16",
+        fp16=str(torch_dtype) == "torch.float16",
+        use_cpu=not on_gpu,
+        logging_steps=logging_steps,
+        save_steps=save_steps,
+        save_total_limit=save_total_limit,
+        save_only_model=False,
+        seed=seed,
+        data_seed=seed,
+        report_to=["tensorboard"],
+        disable_tqdm=True,
+        max_length=max_seq_length,
+        dataset_kwargs={"skip_prepare_dataset": True},
+        remove_unused_columns=False,
+    )
+    metadata = run_metadata(base_model=model, data_dir=str(data_dir), config=config)
+    metadata["tokens"] = report.__dict__ | {"dropped_ids": report.dropped_ids[:20]}
+    trainer = sft_trainer_class()(
+        model=base_model,
+        args=args,
+        train_dataset=Dataset.from_list([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows]),
+        processing_class=tokenizer,
+        data_collator=DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id),
+        peft_config=lora,
+        callbacks=[RichProgress(), DescribeCheckpoint(metadata)],
+    )
+    trainer.remove_callback(PrinterCallback)  # RichProgress reports the logs
+    print_plan(trainer.model, report, rows, args, device=device, dtype=torch_dtype, load_in_4bit=load_in_4bit)
+
+    checkpoint = last_complete_checkpoint(run_dir / "checkpoints") if resume else None
+    if resume:
+        console.print(f"resuming from {checkpoint}" if checkpoint else "[yellow]--resume: no complete checkpoint, "
+                      "starting from scratch")
+    started = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+
+    # 5. Artifacts: adapter + tokenizer + template + metadata, loss plot, run file.
+    metadata["train"] = {"seconds": round(time.perf_counter() - started, 1), "steps": trainer.state.global_step,
+                         "train_loss": output.training_loss, "examples": len(rows)}
+    adapter_dir = save_adapter(trainer.model, tokenizer, run_dir, metadata)
+    plot_loss(trainer.state.log_history, run_dir / "loss.png")
+    write_run_file(run_dir, metadata | {"log_history": trainer.state.log_history})
+    console.print(f"adapter saved to [bold]{adapter_dir}[/]")
+    return TrainResult(run_dir, adapter_dir, trainer.model, tokenizer, trainer.state.log_history, metadata)
+
+
+def print_plan(model: Any, report: Any, rows: list, args: Any, *, device: str, dtype: Any, load_in_4bit: bool) -> None:
+    """What is about to happen: parameters, examples, tokens lost to truncation, steps."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
+    steps = args.max_steps if args.max_steps > 0 else math.ceil(len(rows) / per_step * args.num_train_epochs)
+    console.print(f"[bold]training[/] on {device} ({'4-bit NF4 base, ' if load_in_4bit else ''}{str(dtype)[6:]})")
+    console.print(f"  parameters: {trainable:,} trainable of {total:,} ({100 * trainable / max(total, 1):.2f}%)")
+    for line in report.lines():
+        console.print(f"  {line}")
+    console.print(f"  optimizer steps: {steps} ({per_step} examples per step)")
