@@ -20,8 +20,8 @@ def __getattr__(name: str):
     # Lazy, so `import booktune` (and `booktune --help`) stays fast and torch-free.
     import importlib
 
-    if name in ("prepare", "train", "run"):
+    if name in ("prepare", "run"):
         return getattr(importlib.import_module("booktune.api"), name)
-    if name == "chat":  # a callable module: booktune.chat(run_dir, prompt=...) and booktune.chat.build_example
-        return importlib.import_module("booktune.chat")
+    if name in ("train", "chat"):  # callable stage packages (see callable_module.py)
+        return importlib.import_module(f"booktune.{name}")
     raise AttributeError(f"module 'booktune' has no attribute {name!r}")

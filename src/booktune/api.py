@@ -44,12 +44,18 @@ def train(data: str | Path, out: str | Path = "runs/booktune", *, config: str | 
 
     cfg = resolve_config(config, overrides)
     fresh_start(Path(out), resume)
+    from booktune.train.launch import launch_training, wants_launch
+
+    if wants_launch(cfg.train.gpus):  # --gpus N: one process per card, each running this same function
+        return launch_training(data, out, cfg, resume=resume)
     return train_adapter(data, out, resume=resume, config=dump_config(cfg), **train_kwargs(cfg))
 
 
 def fresh_start(run_dir: Path, resume: bool) -> None:
     """Without --resume, a run starts clean: stale checkpoints of an earlier run must not be resumed later."""
-    if not resume and (run_dir / "checkpoints").is_dir():
+    from booktune.train.distributed import is_main_process
+
+    if not resume and is_main_process() and (run_dir / "checkpoints").is_dir():  # once, under a launcher
         shutil.rmtree(run_dir / "checkpoints")
 
 
@@ -59,6 +65,11 @@ def run(books: Sequence[str | Path] | str | Path, out: str | Path = "outputs/boo
     from booktune.pipeline import run_pipeline
 
     cfg = resolve_config(config, overrides)
+    if cfg.train.gpus:
+        from booktune.train.distributed import DistributedError
+
+        raise DistributedError("config field train.gpus: `booktune run` trains in this process; for several GPUs "
+                               "run `booktune prepare`, then `booktune train --gpus N`")
     books = [books] if isinstance(books, (str, Path)) else list(books)
     out = Path(out)
     fresh_start(out / "run", resume)

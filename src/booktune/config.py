@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -101,6 +101,32 @@ class TrainConfig(_Section):
     seed: int = Field(42, description="Random seed for LoRA init and data order.")
     device: str | None = Field(None, description="Device such as 'cuda:0' or 'cpu' (default: first GPU, else CPU).")
     trust_remote_code: bool = Field(False, description="Allow a Hub model's own Python code to run (off: safer).")
+    backend: Literal["auto", "unsloth", "hf"] = Field(
+        "auto", description="Training library: 'unsloth', 'hf' (transformers + PEFT + bitsandbytes), or 'auto' "
+                            "(Unsloth when a CUDA GPU is present and it is installed, else hf).",
+    )
+    packing: bool = Field(
+        True, description="Pack examples into max_seq_length rows, each attending only to itself "
+                          "(off, or where isolation is unavailable: padded batches of similar length).",
+    )
+    gpus: str | None = Field(
+        None, pattern=r"^(all|[1-9][0-9]*)$",
+        description="Train with one process per GPU: a number or 'all'; launches them and prints the "
+                    "`accelerate launch` command (default: this process only).",
+    )
+    distributed: Literal["auto", "ddp", "fsdp"] = Field(
+        "auto", description="Across GPUs: 'ddp' (a model copy per GPU), 'fsdp' (weights sharded), or 'auto' "
+                            "(DDP when the model fits one card, else FSDP).",
+    )
+    global_batch_size: int | None = Field(
+        None, ge=1, description="Examples per optimizer step over all processes; sets grad_accum "
+                                "(default: batch_size x grad_accum x processes).",
+    )
+
+    @field_validator("gpus", mode="before")
+    @classmethod
+    def _gpus_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class EvalConfig(_Section):
@@ -109,6 +135,9 @@ class EvalConfig(_Section):
     temperature: float = Field(0.8, ge=0, description="Sampling temperature (0: greedy).")
     top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling threshold.")
     eval_batch_size: int = Field(4, ge=1, description="Examples per forward pass in held-out loss.")
+    eval_device: str | None = Field(
+        None, description="Device for held-out loss and samples, e.g. 'cuda:1' (default: the training device)."
+    )
 
 
 class Config(BaseModel):

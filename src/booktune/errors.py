@@ -15,6 +15,9 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from booktune.model import ModelError
     from booktune.train.artifacts import RunError
     from booktune.train.recipe import TrainError
+    from booktune.train.distributed import DistributedError
+    from booktune.plan import PlanError
+    from booktune.train.backends import BackendError
 
     return (BookError, ConfigError, DataError, PrepareError, PromptError, TruncationError, MaskingError,
-            ModelError, RunError, TrainError)
+            ModelError, RunError, TrainError, DistributedError, PlanError, BackendError)

@@ -129,14 +129,21 @@ def load_tokenizer(spec: str | None, *, trust_remote_code: bool = False) -> Any:
 
 
 def pick_device(device: str | None = None) -> str:
-    """`device` if given, else the first CUDA GPU, else the CPU."""
+    """`device` if given, else the largest CUDA GPU, else the CPU. Under torchrun / `accelerate launch` a CUDA
+    device is always this process's own card, cuda:LOCAL_RANK (the launcher picked the cards)."""
     import torch
 
-    if device:
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ModelError(f"device {device!r} asked for, but no CUDA GPU is visible")
+    from booktune.train.distributed import default_card, visible_cards, world
+
+    if device and device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"device {device!r} asked for, but no CUDA GPU is visible")
+    if device and not device.startswith("cuda"):
         return device
-    return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        return "cpu"
+    if world().distributed:
+        return f"cuda:{world().local_rank}"
+    return device or f"cuda:{default_card(visible_cards()).indices[0]}"
 
 
 def pick_dtype(dtype: str, device: str) -> Any:

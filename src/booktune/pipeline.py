@@ -27,11 +27,10 @@ class RunResult:
 def run_pipeline(prepared: Any, run_dir: Path, cfg: Config, *, resume: bool = False) -> RunResult:
     from booktune.dataset import load_conversations, load_stats
     from booktune.dataset.tokenize import tokenize_records
-    from booktune.evaluate.loss import heldout_loss
     from booktune.evaluate.sample import sample_continuations
-    from booktune.model import load_model, load_tokenizer, pick_device, pick_dtype
+    from booktune.model import load_model, load_tokenizer
     from booktune.train.artifacts import update_run_file
-    from booktune.train.recipe import train_adapter
+    from booktune.train.recipe import choose_precision, train_adapter
 
     started = time.perf_counter()
     t, e = cfg.train, cfg.eval
@@ -43,14 +42,13 @@ def run_pipeline(prepared: Any, run_dir: Path, cfg: Config, *, resume: bool = Fa
     prompts = load_stats(data_dir)["prompts"]
     held_rows = tokenize_records(tokenizer, held, max_seq_length=t.max_seq_length, truncation=t.truncation,
                                  **prompts)[0] if held else []
-    device = pick_device(t.device)
-    four_bit = device.startswith("cuda") if t.load_in_4bit is None else t.load_in_4bit
+    prec = choose_precision(t.device, t.dtype, t.load_in_4bit, t.gradient_checkpointing)
     with console.status(f"loading {t.model}"):
-        base = load_model(t.model, device=device, dtype=pick_dtype(t.dtype, device), load_in_4bit=four_bit,
+        base = load_model(t.model, device=prec.device, dtype=prec.dtype, load_in_4bit=prec.load_in_4bit,
                           trust_remote_code=t.trust_remote_code)
     before = _loss(base, held_rows, tokenizer, e.eval_batch_size, "held-out loss (base)")
     result = train_adapter(data_dir, run_dir, resume=resume, base_model=base, tokenizer=tokenizer,
-                           config=dump_config(cfg), **{**t.model_dump(), "load_in_4bit": four_bit})
+                           config=dump_config(cfg), **{**t.model_dump(), "load_in_4bit": prec.load_in_4bit})
     after = _loss(result.model, held_rows, tokenizer, e.eval_batch_size, "held-out loss (tuned)")
     samples = sample_continuations(result.model, tokenizer, held, n=e.samples, max_new_tokens=e.max_new_tokens,
                                    temperature=e.temperature, top_p=e.top_p, seed=t.seed)

@@ -6,8 +6,8 @@
 from __future__ import annotations
 
 import importlib
-import sys
-import types
+
+from booktune.callable_module import make_callable
 
 _EXPORTS = {
     "build_example": "masking",
@@ -32,12 +32,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'booktune.chat' has no attribute {name!r}")
 
 
-class _CallableModule(types.ModuleType):
-    """`booktune.chat(...)` is the API twin of `booktune chat`, while `booktune.chat.build_example` etc. stay
-    reachable: a module whose class has __call__ serves both."""
-
-    def __call__(self, *args, **kwargs):
-        return __getattr__("chat")(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, "booktune.chat.session:chat")  # booktune.chat(run_dir, prompt=...), as the CLI

@@ -111,19 +111,19 @@ def render_prompt_ids(tokenizer: Any, messages: list[dict]) -> list[int]:
     prepared = prepare_messages(tokenizer, messages)
     if not prepared or prepared[-1]["role"] == "assistant":
         raise TemplateError("the conversation to continue must end with a user turn")
-    return tokenizer(_prompt_text(tokenizer, prepared), add_special_tokens=False)["input_ids"]
-
-
-def _prompt_text(tokenizer: Any, prepared: list[dict]) -> str:
     mark = fresh_chars("".join(m["content"] for m in prepared), 1)[0] * 3
     try:
         text = render(tokenizer, prepared + [{"role": "assistant", "content": mark}])
     except TemplateError:
         text = ""
-    if text.count(mark) == 1:
-        return text[: text.index(mark)]
-    # The template would not render a trailing answer: fall back to its own generation prompt.
-    return render(tokenizer, prepared, add_generation_prompt=True)
+    if text.count(mark) != 1:  # the template would not render a trailing answer: use its own prompt
+        return tokenizer(render(tokenizer, prepared, add_generation_prompt=True), add_special_tokens=False)[
+            "input_ids"]
+    # Tokenize with an answer in place and keep the tokens before it: whitespace ending the prompt then splits
+    # as it did in training (GPT-2-style regexes split '\n\n' differently at the end of a text).
+    cut = text.index(mark)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    return [i for i, (_, end) in zip(enc["input_ids"], enc["offset_mapping"]) if end <= cut]
 
 
 def stop_token_ids(tokenizer: Any) -> list[int]:

@@ -130,7 +130,8 @@ def _register_optional() -> None:
     """Commands owned by other stages, registered when their modules are present."""
     import importlib
 
-    for module, name in (("booktune.cli.inspect_cmd", "inspect"), ("booktune.cli.preview_cmd", "preview")):
+    for module, name in (("booktune.cli.inspect_cmd", "inspect"), ("booktune.cli.preview_cmd", "preview"),
+                         ("booktune.cli.plan_cmd", "plan")):
         try:
             fn = getattr(importlib.import_module(module), name)
         except ImportError:

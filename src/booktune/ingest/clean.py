@@ -24,7 +24,7 @@ _TABLE[0x2028] = "\n"  # line / paragraph separators are real breaks
 _TABLE[0x2029] = "\n"
 # A ligature glyph with no ToUnicode map is often followed by a spurious space ("ﬁ nd").
 # Not for ff: "o\ufb00 the" is a real word end.
-_LIG_SPACE = re.compile("([\ufb01-\ufb06]) (?=[^\\W\\d_])")
+_LIG_SPACE = re.compile("([\ufb01-\ufb06]) (?=[a-z\u00df-\u00ff])")
 _SOFT_HYPHEN = re.compile(r"\u00ad\s*")
 _WS = re.compile(r"\s+")
 

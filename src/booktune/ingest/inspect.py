@@ -63,7 +63,8 @@ def render(reports: Sequence[PageReport], console: Console | None = None, max_ke
     for rep in reports:
         console.print(_page_table(rep, max_kept))
     counts = summary_counts(reports)
-    summary = Table(title=f"summary: {len(reports)} pages", title_justify="left")
+    noun = "page" if len(reports) == 1 else "pages"
+    summary = Table(title=f"summary: {len(reports)} {noun}", title_justify="left")
     summary.add_column("what")
     summary.add_column("lines", justify="right")
     summary.add_column("meaning")

@@ -24,6 +24,17 @@ def _check_header(path: Path) -> None:
         raise BookError(path, "not a PDF file (no %PDF header)")
 
 
+def _check_complete(doc: pymupdf.Document, path: Path) -> None:
+    """A repaired file without its end-of-file marker was cut short: its text would be partial."""
+    if not doc.is_repaired:
+        return
+    with path.open("rb") as fh:
+        fh.seek(max(0, path.stat().st_size - 2048))
+        tail = fh.read()
+    if b"%%EOF" not in tail:
+        raise BookError(path, "truncated PDF (the file ends before its end-of-file marker)")
+
+
 def _unlock(doc: pymupdf.Document, path: Path, password: str | None) -> None:
     if not doc.needs_pass:
         return
@@ -44,6 +55,7 @@ def open_pdf(path: Path, password: str | None = None) -> Iterator[pymupdf.Docume
     except Exception as err:  # noqa: BLE001 - MuPDF raises several types for broken files
         raise BookError(path, f"cannot open PDF ({err})") from None
     try:
+        _check_complete(doc, path)
         _unlock(doc, path, password)
         if doc.page_count == 0:
             raise BookError(path, "PDF has no readable pages (empty, truncated or damaged)")

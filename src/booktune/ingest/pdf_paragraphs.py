@@ -114,7 +114,7 @@ def build_paragraphs(lines: list[Line], stats: Stats) -> list[Para]:
     prev: Line | None = None
     for ln in lines:
         if starts_paragraph(prev, ln, stats):
-            paras.append(Para(size=ln.size, heading=ln.size >= 1.12 * stats.body_size))
+            paras.append(Para(size=ln.size, heading=ln.size >= 1.06 * stats.body_size))
         paras[-1].lines.append(ln)
         prev = ln
     return paras

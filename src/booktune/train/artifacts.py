@@ -39,11 +39,13 @@ def run_metadata(*, base_model: str, data_dir: str, config: dict[str, Any] | Non
     }
 
 
-def save_adapter(model: Any, tokenizer: Any, run_dir: Path, metadata: dict[str, Any]) -> Path:
-    """Adapter, tokenizer (with its chat template) and metadata, swapped into RUN/adapter in one rename."""
+def save_adapter(model: Any, tokenizer: Any, run_dir: Path, metadata: dict[str, Any],
+                 state_dict: dict[str, Any] | None = None) -> Path:
+    """Adapter, tokenizer (with its chat template) and metadata, swapped into RUN/adapter in one rename.
+    `state_dict`: the model's full weights when they live in FSDP shards (gathered on rank 0)."""
     target = run_dir / "adapter"
     with atomic_dir(target) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)
         (tmp / RUN_FILE).write_text(json.dumps(metadata, indent=2, default=str))
     return target

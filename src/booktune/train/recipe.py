@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,60 +69,151 @@ def train_adapter(
     seed: int = 42,
     device: str | None = None,
     trust_remote_code: bool = False,
+    backend: str = "auto",
+    packing: bool = True,
+    gpus: str | None = None,  # used by booktune.api, which launches the processes (train/launch.py)
+    distributed: str = "auto",
+    global_batch_size: int | None = None,
     resume: bool = False,
     base_model: Any = None,
     tokenizer: Any = None,
     config: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train a LoRA adapter on DATA's train split and save it in RUN. `base_model`/`tokenizer` reuse loaded ones."""
-    from peft import LoraConfig
-    from transformers import PrinterCallback, set_seed
-    from trl import SFTConfig
-    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+    from booktune.train.backends import LoraSettings, load_for_training, resolve_backend
 
-    from booktune.dataset import load_conversations, load_stats
-    from booktune.dataset.tokenize import tokenize_records
-    from booktune.model import load_model, load_tokenizer, pick_device, pick_dtype
+    backend = resolve_backend(backend, device)  # imports Unsloth, when chosen, before transformers / TRL / PEFT
+    from datasets import Dataset
+    from transformers import PrinterCallback, set_seed
+
+    from booktune.model import load_tokenizer
     from booktune.train.artifacts import run_metadata, save_adapter, write_run_file
     from booktune.train.callbacks import DescribeCheckpoint, RichProgress, last_complete_checkpoint
+    from booktune.train.distributed import (full_state_dict, is_main_process, scale_out, silence_other_ranks,
+                                            wait_for_everyone)
+    from booktune.train.packing import choose_batching, training_batches
     from booktune.train.plot import plot_loss
     from booktune.train.trainer import sft_trainer_class
 
     quiet_libraries()
+    silence_other_ranks()  # under torchrun / accelerate launch only rank 0 prints and writes
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     set_seed(seed)
 
     # 1. Data: conversations -> input_ids + labels, by the one masking function.
-    records = load_conversations(data_dir, "train")
-    prompts = load_stats(data_dir).get("prompts", {})
-    if not records:
-        raise TrainError(f"{data_dir}: the train split is empty; prepare more text or lower prepare.eval_fraction")
     tokenizer = tokenizer or load_tokenizer(model, trust_remote_code=trust_remote_code)
-    rows, report = tokenize_records(tokenizer, records, max_seq_length=max_seq_length, truncation=truncation,
-                                    system_prompt=prompts.get("system_prompt"), user_prompt=prompts.get("user_prompt"))
+    rows, report = train_rows(data_dir, tokenizer, max_seq_length=max_seq_length, truncation=truncation)
 
     # 2. Precision and device: 4-bit NF4 base on CUDA unless turned off; bf16 where supported.
-    device = pick_device(device)
-    on_gpu = device.startswith("cuda")
-    load_in_4bit = on_gpu if load_in_4bit is None else load_in_4bit
-    if load_in_4bit and not on_gpu:
-        raise TrainError("config field train.load_in_4bit: 4-bit training needs a CUDA GPU; use --no-4bit on CPU")
-    torch_dtype = pick_dtype(dtype, device)
-    gradient_checkpointing = on_gpu if gradient_checkpointing is None else gradient_checkpointing
+    prec = choose_precision(device, dtype, load_in_4bit, gradient_checkpointing)
+    # Launched on several processes: DDP or FSDP, and accumulation that keeps the global batch (distributed.py).
+    scale = scale_out(distributed, device=prec.device, settings=locals(),  # plan reads model, lora_r, batch...
+                      global_batch_size=global_batch_size, batch_size=batch_size, grad_accum=grad_accum)
 
-    # 3. Model and LoRA. TRL wraps the base in a PeftModel (and prepares a 4-bit base for training).
-    if base_model is None:
-        base_model = load_model(model, device=device, dtype=torch_dtype, load_in_4bit=load_in_4bit,
-                                trust_remote_code=trust_remote_code)
-    lora = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, task_type="CAUSAL_LM",
-                      target_modules=target_modules[0] if list(target_modules) == ["all-linear"] else list(target_modules))
+    # 3. Model and LoRA: Unsloth builds its PeftModel itself; for hf, TRL wraps the base (and prepares 4-bit).
+    lora_settings = LoraSettings(lora_r, lora_alpha, lora_dropout, target_modules, seed)
+    base_model, lora = load_for_training(backend, model, replace(prec, device=scale.load_device(prec.device)),
+                                         lora_settings, max_seq_length=max_seq_length, packing=packing,
+                                         trust_remote_code=trust_remote_code, base_model=base_model)
+    base_model.config.use_cache = False  # a KV cache would turn packed-sequence isolation off; restored below
+
+    # Batches: packed rows, each example attending only to itself, or padded to a few lengths (packing.py).
+    batching = choose_batching(backend, base_model, packing)
+    train_data, collator = training_batches(rows, batching, max_len=max_seq_length,
+                                            pad_token_id=tokenizer.pad_token_id)
 
     # 4. The loop: TRL's SFTTrainer on pre-tokenized rows (its own preparation is skipped: our labels stand).
-    from datasets import Dataset
+    args = sft_args(run_dir, prec, epochs=epochs, max_steps=max_steps, learning_rate=learning_rate,
+                    warmup_ratio=warmup_ratio, batch_size=batch_size, grad_accum=scale.grad_accum,
+                    logging_steps=logging_steps, save_steps=save_steps, save_total_limit=save_total_limit,
+                    seed=seed, max_seq_length=max_seq_length,
+                    extra=scale.trainer_args(prec.gradient_checkpointing) | {"train_sampling_strategy": batching.sampling})
+    metadata = run_metadata(base_model=model, data_dir=str(data_dir), config=config)
+    metadata["tokens"] = report.__dict__ | {"dropped_ids": report.dropped_ids[:20]}
+    trainer = sft_trainer_class()(
+        model=base_model,
+        args=args,
+        train_dataset=Dataset.from_list(train_data),
+        processing_class=tokenizer,
+        data_collator=collator,
+        peft_config=lora,
+        callbacks=[RichProgress(), DescribeCheckpoint(metadata)],
+    )
+    trainer.remove_callback(PrinterCallback)  # RichProgress reports the logs
+    print_plan(trainer.model, report, train_data, args, prec)
+    console.print(f"  backend: {backend}; batches: {batching.mode} ({batching.why}), {len(train_data)} rows")
+    if scale.note:
+        console.print(f"  {scale.processes} processes: {scale.note}")
 
-    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "logs")
-    args = SFTConfig(
+    checkpoint = last_complete_checkpoint(run_dir / "checkpoints") if resume else None
+    if resume:
+        console.print(f"resuming from {checkpoint}" if checkpoint else "[yellow]--resume: no complete checkpoint, "
+                      "starting from scratch")
+    started = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    trainer.model.config.use_cache = True  # for sampling after training
+
+    # 5. Artifacts: adapter + tokenizer + template + metadata, loss plot, run file.
+    metadata["train"] = {"seconds": round(time.perf_counter() - started, 1), "steps": trainer.state.global_step,
+                         "train_loss": output.training_loss, "examples": len(rows)}
+    adapter_dir = run_dir / "adapter"
+    state = full_state_dict(trainer) if scale.strategy == "fsdp" else None  # gathered by every rank
+    if is_main_process():
+        save_adapter(trainer.model, tokenizer, run_dir, metadata, state_dict=state)
+        plot_loss(trainer.state.log_history, run_dir / "loss.png")
+        write_run_file(run_dir, metadata | {"log_history": trainer.state.log_history})
+        console.print(f"adapter saved to [bold]{adapter_dir}[/]")
+    wait_for_everyone()  # no rank returns before the adapter is on disk
+    return TrainResult(run_dir, adapter_dir, trainer.model, tokenizer, trainer.state.log_history, metadata)
+
+
+@dataclass(frozen=True)
+class Precision:
+    device: str
+    dtype: Any  # torch.dtype of the base weights and autocast
+    load_in_4bit: bool
+    gradient_checkpointing: bool
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.device.startswith("cuda")
+
+
+def choose_precision(device: str | None, dtype: str, load_in_4bit: bool | None,
+                     gradient_checkpointing: bool | None) -> Precision:
+    """4-bit and checkpointing default on with CUDA and off on CPU, where they cost time and save nothing needed."""
+    from booktune.model import pick_device, pick_dtype
+
+    device = pick_device(device)
+    on_gpu = device.startswith("cuda")
+    four_bit = on_gpu if load_in_4bit is None else load_in_4bit
+    if four_bit and not on_gpu:
+        raise TrainError("config field train.load_in_4bit: 4-bit training needs a CUDA GPU; use --no-4bit on CPU")
+    checkpointing = on_gpu if gradient_checkpointing is None else gradient_checkpointing
+    return Precision(device, pick_dtype(dtype, device), four_bit, checkpointing)
+
+
+def train_rows(data_dir: str | Path, tokenizer: Any, *, max_seq_length: int, truncation: str) -> tuple[list, Any]:
+    """The train split as {'input_ids', 'labels'} rows within max_seq_length, and the truncation report."""
+    from booktune.dataset import load_conversations, load_stats
+    from booktune.dataset.tokenize import tokenize_records
+
+    records = load_conversations(data_dir, "train")
+    if not records:
+        raise TrainError(f"{data_dir}: the train split is empty; prepare more text or lower prepare.eval_fraction")
+    prompts = load_stats(data_dir).get("prompts", {})
+    return tokenize_records(tokenizer, records, max_seq_length=max_seq_length, truncation=truncation,
+                            system_prompt=prompts.get("system_prompt"), user_prompt=prompts.get("user_prompt"))
+
+
+def sft_args(run_dir: Path, prec: Precision, *, epochs: float, max_steps: int, learning_rate: float,
+             warmup_ratio: float, batch_size: int, grad_accum: int, logging_steps: int, save_steps: int,
+             save_total_limit: int, seed: int, max_seq_length: int, extra: dict[str, Any] | None = None) -> Any:
+    from trl import SFTConfig
+
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "logs")  # transformers 5 reads the log dir from here
+    return SFTConfig(
         output_dir=str(run_dir / "checkpoints"),
         num_train_epochs=epochs,
         max_steps=max_steps,
@@ -131,60 +222,32 @@ def train_adapter(
         lr_scheduler_type="cosine",
         per_device_train_batch_size=batch_size,
         gradient_accumulation_steps=grad_accum,
-        gradient_checkpointing=gradient_checkpointing,
-        bf16=str(torch_dtype) == "torch.bfloat16",
-        fp16=str(torch_dtype) == "torch.float16",
-        use_cpu=not on_gpu,
+        gradient_checkpointing=prec.gradient_checkpointing,
+        bf16=str(prec.dtype) == "torch.bfloat16",
+        fp16=str(prec.dtype) == "torch.float16",
+        use_cpu=not prec.on_gpu,
         logging_steps=logging_steps,
         save_steps=save_steps,
         save_total_limit=save_total_limit,
-        save_only_model=False,
         seed=seed,
         data_seed=seed,
         report_to=["tensorboard"],
         disable_tqdm=True,
         max_length=max_seq_length,
-        dataset_kwargs={"skip_prepare_dataset": True},
+        dataset_kwargs={"skip_prepare_dataset": True},  # rows carry booktune's labels already
         remove_unused_columns=False,
+        **(extra or {}),  # DDP / FSDP settings (train/distributed.py)
     )
-    metadata = run_metadata(base_model=model, data_dir=str(data_dir), config=config)
-    metadata["tokens"] = report.__dict__ | {"dropped_ids": report.dropped_ids[:20]}
-    trainer = sft_trainer_class()(
-        model=base_model,
-        args=args,
-        train_dataset=Dataset.from_list([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows]),
-        processing_class=tokenizer,
-        data_collator=DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id),
-        peft_config=lora,
-        callbacks=[RichProgress(), DescribeCheckpoint(metadata)],
-    )
-    trainer.remove_callback(PrinterCallback)  # RichProgress reports the logs
-    print_plan(trainer.model, report, rows, args, device=device, dtype=torch_dtype, load_in_4bit=load_in_4bit)
-
-    checkpoint = last_complete_checkpoint(run_dir / "checkpoints") if resume else None
-    if resume:
-        console.print(f"resuming from {checkpoint}" if checkpoint else "[yellow]--resume: no complete checkpoint, "
-                      "starting from scratch")
-    started = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-
-    # 5. Artifacts: adapter + tokenizer + template + metadata, loss plot, run file.
-    metadata["train"] = {"seconds": round(time.perf_counter() - started, 1), "steps": trainer.state.global_step,
-                         "train_loss": output.training_loss, "examples": len(rows)}
-    adapter_dir = save_adapter(trainer.model, tokenizer, run_dir, metadata)
-    plot_loss(trainer.state.log_history, run_dir / "loss.png")
-    write_run_file(run_dir, metadata | {"log_history": trainer.state.log_history})
-    console.print(f"adapter saved to [bold]{adapter_dir}[/]")
-    return TrainResult(run_dir, adapter_dir, trainer.model, tokenizer, trainer.state.log_history, metadata)
 
 
-def print_plan(model: Any, report: Any, rows: list, args: Any, *, device: str, dtype: Any, load_in_4bit: bool) -> None:
+def print_plan(model: Any, report: Any, rows: list, args: Any, prec: Precision) -> None:
     """What is about to happen: parameters, examples, tokens lost to truncation, steps."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
+    per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
     steps = args.max_steps if args.max_steps > 0 else math.ceil(len(rows) / per_step * args.num_train_epochs)
-    console.print(f"[bold]training[/] on {device} ({'4-bit NF4 base, ' if load_in_4bit else ''}{str(dtype)[6:]})")
+    base = f"{'4-bit NF4 base, ' if prec.load_in_4bit else ''}{str(prec.dtype).removeprefix('torch.')}"
+    console.print(f"[bold]training[/] on {prec.device} ({base})")
     console.print(f"  parameters: {trainable:,} trainable of {total:,} ({100 * trainable / max(total, 1):.2f}%)")
     for line in report.lines():
         console.print(f"  {line}")

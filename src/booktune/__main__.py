@@ -1,0 +1,3 @@
+from booktune.cli import main
+
+main()

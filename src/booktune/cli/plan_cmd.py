@@ -1,0 +1,33 @@
+"""`booktune plan`: will this model train on this card? Peak GPU memory from the model config alone."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+
+def plan(
+    model: Annotated[str, typer.Option(help="Base model: 'default', a local folder or a Hub id (config only).")]
+    = "default",
+    max_seq_length: Annotated[int, typer.Option(help="Longest training row, in tokens.")] = 1024,
+    batch_size: Annotated[int, typer.Option(help="Rows per step.")] = 1,
+    gpu_mem: Annotated[Optional[float], typer.Option(help="Card memory in GiB (default: this GPU's, else 24).")]
+    = None,
+    backend: Annotated[str, typer.Option(help="'unsloth', 'hf', or 'auto' (unsloth when installed).")] = "auto",
+    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
+    four_bit: Annotated[bool, typer.Option("--4bit/--no-4bit", help="4-bit NF4 base weights.")] = True,
+) -> None:
+    """Predict peak GPU memory of a QLoRA run and whether it fits, with the largest batch or sequence that would."""
+    from booktune.console import console
+    from booktune.plan import GIB, PlanError, Settings, card_memory, describe, load_shape
+    from booktune.train.backends import BACKENDS, unsloth_installed
+
+    if backend not in BACKENDS:
+        raise PlanError(f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        backend = "unsloth" if unsloth_installed() else "hf"
+    card = gpu_mem * GIB if gpu_mem else (card_memory() or 24 * GIB)
+    settings = Settings(batch_size, max_seq_length, backend, lora_r, four_bit)
+    for line in describe(load_shape(model), settings, card):
+        console.print(line)

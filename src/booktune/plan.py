@@ -1,0 +1,239 @@
+"""Peak GPU memory of a QLoRA run, predicted from the model's config alone (no weights are read).
+
+The peak is the sum of:
+- weights: decoder Linears in NF4 (0.53 bytes a value with double-quantized scales), embeddings and head in bf16.
+  MoE experts in transformers 5 are fused 3-D parameters, not nn.Linear, so bitsandbytes leaves them in bf16
+  under the hf backend; Unsloth quantizes them on load.
+- adapter: LoRA weights, gradients and AdamW moments, 16 bytes a parameter.
+- activations, for batch x max_seq_length tokens: the checkpointed input of every layer (Unsloth offloads these
+  to CPU memory), one layer's recomputed working set during backward, the bf16 weight that bitsandbytes
+  dequantizes for a matmul, attention scores where the attention is eager (GPT-OSS on the hf backend), and
+  the chunked loss.
+The coefficients were fitted to peaks measured on an H100 (docs/benchmarks.md, "Memory plan").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+GIB = 2**30
+NF4 = 0.53  # bytes per 4-bit value, absmax scales included
+CONTEXT = 0.5 * GIB  # CUDA context and cuBLAS workspace: on the card, outside PyTorch's allocator
+SLACK = 0.07  # allocator fragmentation: reserved over allocated
+LAYER_WORK = 5.0  # live bf16 tensors of one layer's width, per token, while it is recomputed and differentiated
+MLP_WORK = 5.0  # the same for the MLP's intermediate width (gate, up, act and their gradients)
+OFFLOADED = 2  # checkpointed layer inputs Unsloth keeps on the GPU while the rest sit in CPU memory
+EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts")
+
+
+class PlanError(ValueError):
+    """A model whose config cannot be read or sized; the message names it."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    hidden: int
+    layers: int
+    intermediate: int
+    vocab: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    tied: bool
+    experts: int = 0  # 0: dense MLP
+    top_k: int = 0
+    model_type: str = ""
+
+    @classmethod
+    def from_config(cls, config: Any) -> "Shape":
+        c = config.get_text_config() if hasattr(config, "get_text_config") else config
+        get = (lambda k, d=None: c.get(k, d)) if isinstance(c, dict) else (lambda k, d=None: getattr(c, k, d))
+        heads = get("num_attention_heads")
+        experts = next((get(k) for k in EXPERT_KEYS if get(k)), 0) or 0
+        inter = get("moe_intermediate_size") if experts and get("moe_intermediate_size") else get("intermediate_size")
+        return cls(get("hidden_size"), get("num_hidden_layers"), inter, get("vocab_size"), heads,
+                   get("num_key_value_heads") or heads, get("head_dim") or get("hidden_size") // heads,
+                   bool(get("tie_word_embeddings", False)), experts if experts > 1 else 0,
+                   get("num_experts_per_tok") or 0, get("model_type") or "")
+
+    def attention(self) -> list[tuple[int, int]]:
+        h, q, kv = self.hidden, self.heads * self.head_dim, self.kv_heads * self.head_dim
+        return [(h, q), (h, kv), (h, kv), (q, h)]
+
+    def mlp(self) -> list[tuple[int, int]]:
+        """(in, out) of the MLP projections of one expert (fused gate_up in MoE experts) or of the dense MLP."""
+        h, i = self.hidden, self.intermediate
+        return [(h, 2 * i), (i, h)] if self.experts else [(h, i), (h, i), (i, h)]
+
+    def params(self) -> int:
+        linear = sum(a * b for a, b in self.attention()) + sum(a * b for a, b in self.mlp()) * max(self.experts, 1)
+        return linear * self.layers + self.vocab * self.hidden * (1 if self.tied else 2)
+
+
+@dataclass(frozen=True)
+class Settings:
+    batch_size: int
+    max_seq_length: int
+    backend: str = "unsloth"  # 'unsloth' | 'hf'
+    lora_r: int = 16
+    load_in_4bit: bool = True
+    gradient_checkpointing: bool = True
+    expert_lora: bool = True  # LoRA on MoE experts too (Unsloth's default with the usual target names)
+
+
+@dataclass(frozen=True)
+class Plan:
+    weights: float  # bytes
+    layer: float  # one decoder layer's weights
+    adapter: float
+    activations: float
+    overhead: float = CONTEXT
+    experts_quantized: bool = True
+
+    @property
+    def allocated(self) -> float:
+        """Predicted peak of torch.cuda.max_memory_allocated()."""
+        return self.weights + self.adapter + self.activations
+
+    @property
+    def total(self) -> float:
+        """What the card must hold: reserved memory plus the CUDA context."""
+        return self.allocated * (1 + SLACK) + self.overhead
+
+
+def experts_stay_bf16(shape: Shape, settings: Settings) -> bool:
+    """bitsandbytes quantizes nn.Linear only; transformers 5 stores MoE experts as fused 3-D parameters."""
+    return bool(shape.experts) and settings.backend == "hf" and settings.load_in_4bit
+
+
+def weight_bytes(shape: Shape, settings: Settings) -> tuple[float, float]:
+    """(all weights, one decoder layer) in bytes."""
+    per_value = NF4 if settings.load_in_4bit else 2.0
+    attn = sum(a * b for a, b in shape.attention()) * per_value
+    experts = sum(a * b for a, b in shape.mlp()) * max(shape.experts, 1)
+    mlp = experts * (2.0 if experts_stay_bf16(shape, settings) else per_value)
+    embed = shape.vocab * shape.hidden * (1 if shape.tied else 2) * 2.0
+    return (attn + mlp) * shape.layers + embed, attn + mlp
+
+
+def lora_params(shape: Shape, settings: Settings) -> int:
+    per_layer = sum(settings.lora_r * (a + b) for a, b in shape.attention())
+    if not shape.experts:
+        per_layer += sum(settings.lora_r * (a + b) for a, b in shape.mlp())
+    elif settings.expert_lora and not experts_stay_bf16(shape, settings):
+        per_layer += sum(settings.lora_r * (a + b) for a, b in shape.mlp()) * shape.experts
+    return per_layer * shape.layers
+
+
+def activation_bytes(shape: Shape, settings: Settings) -> float:
+    """Peak activation memory of one training step (bf16), for batch x max_seq_length tokens."""
+    tokens = settings.batch_size * settings.max_seq_length
+    width = shape.hidden + (shape.heads + 2 * shape.kv_heads) * shape.head_dim
+    routed = max(shape.top_k, 1) if shape.experts else 1
+    layer = tokens * (LAYER_WORK * width + MLP_WORK * shape.intermediate * routed) * 2
+    if not settings.gradient_checkpointing:
+        return layer * shape.layers
+    kept_layers = OFFLOADED if settings.backend == "unsloth" else shape.layers
+    kept = tokens * shape.hidden * 2 * kept_layers
+    biggest = max(a * b for a, b in shape.mlp()) * (max(shape.experts, 1) if shape.experts else 1)
+    dequant = biggest * 2 * (2 if shape.experts else 1)  # bf16 copy of the largest quantized weight
+    scores = 0.0
+    if shape.model_type == "gpt_oss" and settings.backend == "hf":  # eager attention: S x S scores, fp32 softmax
+        scores = settings.batch_size * shape.heads * settings.max_seq_length ** 2 * 6
+    loss = tokens * shape.hidden * 4 * 2  # chunked cross-entropy: fp32 hidden states and their gradient
+    return kept + layer + dequant + scores + loss
+
+
+def predict(shape: Shape, settings: Settings) -> Plan:
+    weights, layer = weight_bytes(shape, settings)
+    return Plan(weights, layer, lora_params(shape, settings) * 16.0, activation_bytes(shape, settings),
+                experts_quantized=not experts_stay_bf16(shape, settings))
+
+
+def largest(shape: Shape, settings: Settings, card_bytes: float, field: str) -> int:
+    """The largest batch_size (or max_seq_length, in steps of 256) that fits the card; 0 if none."""
+    from dataclasses import replace
+
+    step, best = (1, 0) if field == "batch_size" else (256, 0)
+    value = step
+    while value <= (256 if field == "batch_size" else 131072):
+        if predict(shape, replace(settings, **{field: value})).total > card_bytes:
+            break
+        best, value = value, value + step
+    return best
+
+
+def load_shape(spec: str, *, trust_remote_code: bool = False) -> Shape:
+    """The model's Shape from its config.json only ('default', a local folder, or a Hub id)."""
+    from transformers import AutoConfig
+
+    from booktune.model import resolve_model
+
+    source = resolve_model(spec)
+    try:
+        config = AutoConfig.from_pretrained(source.path, trust_remote_code=trust_remote_code,
+                                            local_files_only=not source.hub)
+        return Shape.from_config(config)
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise PlanError(f"{source.name}: cannot read the model config: {str(e).splitlines()[0]}") from None
+
+
+def card_memory() -> float | None:
+    """Total memory of the first CUDA GPU, in bytes; None without one."""
+    import torch
+
+    return float(torch.cuda.get_device_properties(0).total_memory) if torch.cuda.is_available() else None
+
+
+def check_hf_quantization(spec: str, *, trust_remote_code: bool = False) -> None:
+    """Before loading on the hf backend: say that MoE experts stay bf16, and refuse when the weights cannot fit."""
+    from booktune.console import console
+    from booktune.train.backends import BackendError
+
+    shape = load_shape(spec, trust_remote_code=trust_remote_code)
+    settings = Settings(batch_size=1, max_seq_length=256, backend="hf")
+    if not experts_stay_bf16(shape, settings):
+        return
+    weights = weight_bytes(shape, settings)[0]
+    card = card_memory()
+    message = (f"{spec}: bitsandbytes cannot quantize this model's {shape.experts} fused MoE experts, so its weights "
+               f"alone take {weights / GIB:.1f} GiB on the hf backend")
+    if card is not None and weights + CONTEXT > card:
+        raise BackendError(f"{message}, more than this GPU's {card / GIB:.0f} GiB; use --backend unsloth, "
+                           "which quantizes the experts")
+    console.print(f"[yellow]note: {message}; --backend unsloth quantizes them")
+
+
+def memory_breakdown(train: Any) -> dict[str, float]:
+    """Per-GPU bytes {weights, layer, adapter, activations, overhead} for a TrainConfig-like object
+    (used by plan_distributed)."""
+    from booktune.train.backends import unsloth_installed
+
+    backend = getattr(train, "backend", "auto")
+    backend = ("unsloth" if unsloth_installed() else "hf") if backend == "auto" else backend
+    settings = Settings(train.batch_size, train.max_seq_length, backend, train.lora_r,
+                        train.load_in_4bit is not False, train.gradient_checkpointing is not False)
+    p = predict(load_shape(train.model, trust_remote_code=getattr(train, "trust_remote_code", False)), settings)
+    return {"weights": p.weights, "layer": p.layer, "adapter": p.adapter, "activations": p.activations,
+            "overhead": p.overhead}
+
+
+def describe(shape: Shape, settings: Settings, card_bytes: float) -> list[str]:
+    """The lines `booktune plan` prints."""
+    p = predict(shape, settings)
+    fits = p.total <= card_bytes
+    lines = [f"{shape.params() / 1e9:.2f}B parameters; {settings.backend} backend, batch {settings.batch_size} x "
+             f"{settings.max_seq_length} tokens, LoRA r{settings.lora_r}",
+             f"  base weights {p.weights / GIB:.2f} GiB, LoRA + optimizer {p.adapter / GIB:.2f} GiB, "
+             f"activations {p.activations / GIB:.2f} GiB",
+             f"  peak allocated {p.allocated / GIB:.1f} GiB; with allocator slack and CUDA context "
+             f"{p.total / GIB:.1f} GiB of {card_bytes / GIB:.0f} GiB: {'fits' if fits else 'does NOT fit'}"]
+    if not p.experts_quantized:
+        lines.append(f"  bitsandbytes leaves the {shape.experts} fused MoE experts in bf16 on the hf backend; "
+                     "--backend unsloth quantizes them")
+    batch = largest(shape, settings, card_bytes, "batch_size")
+    seq = largest(shape, settings, card_bytes, "max_seq_length")
+    lines.append(f"  largest batch at {settings.max_seq_length} tokens: {batch or 'none'}; "
+                 f"longest sequence at batch {settings.batch_size}: {seq or 'none'}")
+    return lines
