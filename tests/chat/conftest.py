@@ -121,21 +121,39 @@ def vocab(request, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def template_tokenizer(vocab):
-    """template_tokenizer(template file, text=None) -> a fresh tokenizer set up for that fixture template."""
+    """template_tokenizer(template file, text=None) -> a tokenizer set up for that fixture template, with its
+    own text or `text` (a variant). Built once per (template, text): do not modify the result."""
+    made: dict[tuple, object] = {}
 
     def make(template: str, text: str | None = None):
         if not TEMPLATES.is_dir():
             pytest.skip("../shared/fixtures is absent")
-        name, extra, bos, eos = TEMPLATE_SETUP[template]
-        tok = copy.deepcopy(vocab(name))
-        if extra:
-            tok.add_special_tokens({"additional_special_tokens": extra})
-        if bos:
-            tok.bos_token = bos
-        if eos:
-            tok.eos_token = eos
-        tok.chat_template = text if text is not None else (TEMPLATES / template).read_text(encoding="utf-8")
-        return tok
+        if (template, text) not in made:
+            name, extra, bos, eos = TEMPLATE_SETUP[template]
+            tok = copy.deepcopy(vocab(name))  # 0.1-2 s: the vocab is shared, these changes are not
+            if extra:
+                tok.add_special_tokens({"additional_special_tokens": extra})
+            if bos:
+                tok.bos_token = bos
+            if eos:
+                tok.eos_token = eos
+            tok.chat_template = text if text is not None else (TEMPLATES / template).read_text(encoding="utf-8")
+            made[template, text] = tok
+        return made[template, text]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def scratch_tokenizer(vocab):
+    """scratch_tokenizer(vocab name, template text) -> one private copy per vocab, given that template."""
+    copies: dict[str, object] = {}
+
+    def make(name: str, template: str):
+        if name not in copies:
+            copies[name] = copy.deepcopy(vocab(name))
+        copies[name].chat_template = template
+        return copies[name]
 
     return make
 

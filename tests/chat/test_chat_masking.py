@@ -137,8 +137,7 @@ def test_golden_token_spans(template, template_tokenizer, trained_spans):
 
 @pytest.mark.parametrize("header", [FINAL_HEADER, PLAIN_HEADER])
 def test_gpt_oss_reasoning_trained_only_on_request(header, template_tokenizer, trained_spans):
-    tok = template_tokenizer(GPT_OSS)
-    tok.chat_template = tok.chat_template.replace(FINAL_HEADER, header)
+    tok = template_tokenizer(GPT_OSS, template_tokenizer(GPT_OSS).chat_template.replace(FINAL_HEADER, header))
     conversation = [*CONVERSATION[:4], {"role": "assistant", "content": "Goodbye.", "thinking": "Be brief."}]
     plain = [tok.decode(s) for s in trained_spans(build_example(tok, conversation))]
     assert plain == ["Hello there.<|end|>", "Goodbye.<|return|>"]
@@ -195,24 +194,19 @@ CHATML_BODY = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ BODY }}<|im_e
     ("{{ m.content }}{{ ' -- signed' if m.role == 'assistant' else '' }}", "before any end-of-turn token"),
     ("{{ m.content }}{{ m.content if m.role == 'assistant' else '' }}", "twice"),
 ])
-def test_unlocatable_answer_raises_one_line_naming_the_example(body, reason, vocab):
-    import copy
-
-    tok = copy.deepcopy(vocab("qwen2"))
-    tok.chat_template = CHATML_BODY.replace("{{ BODY }}", body)
+def test_unlocatable_answer_raises_one_line_naming_the_example(body, reason, scratch_tokenizer):
+    tok = scratch_tokenizer("qwen2", CHATML_BODY.replace("{{ BODY }}", body))
     with pytest.raises(MaskingError) as err:
         build_example(tok, CONVERSATION[1:3], name="walden-00042")
     message = str(err.value)
     assert message.startswith("walden-00042: ") and reason in message and "\n" not in message
 
 
-def test_empty_answer_and_missing_template_raise(vocab):
-    import copy
-
-    tok = copy.deepcopy(vocab("gpt-2"))  # gpt-2 ships no chat template
+def test_empty_answer_and_missing_template_raise(vocab, template_tokenizer):
+    assert not vocab("gpt-2").chat_template  # gpt-2 ships no chat template
     with pytest.raises(MaskingError, match=r"^row-7: .*no chat template"):
-        build_example(tok, CONVERSATION[1:3], name="row-7")
-    tok = copy.deepcopy(vocab("qwen2"))
+        build_example(vocab("gpt-2"), CONVERSATION[1:3], name="row-7")
+    tok = template_tokenizer("Qwen-Qwen2.5-7B-Instruct.jinja")
     with pytest.raises(MaskingError, match=r"^row-8: assistant turn 1 is empty"):
         build_example(tok, [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "  "}], name="row-8")
     with pytest.raises(MaskingError, match=r"^row-9: no assistant turn"):

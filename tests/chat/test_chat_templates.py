@@ -23,14 +23,13 @@ CONVERSATION = [
 ]
 
 
-def _fresh(tok):
-    """The same template with a unique comment: a new cache key, so one-time notices fire again."""
-    tok.chat_template = tok.chat_template + "{# " + str(id(tok)) + " #}"
-    return tok
+def _fresh(make, template: str):
+    """The template with a unique comment: a new cache key, so its one-time notice fires in this test."""
+    return make(template, make(template).chat_template + "{# booktune test " + template + " #}")
 
 
 def test_gemma2_system_prompt_folded_with_one_notice(template_tokenizer, caplog):
-    tok = _fresh(template_tokenizer("google-gemma-2-2b-it.jinja"))
+    tok = _fresh(template_tokenizer, "google-gemma-2-2b-it.jinja")
     with pytest.raises(Exception, match="System role not supported"):
         tok.apply_chat_template(CONVERSATION, tokenize=False)  # the quirk is real
     with caplog.at_level(logging.WARNING, logger="booktune.chat"):
@@ -43,7 +42,7 @@ def test_gemma2_system_prompt_folded_with_one_notice(template_tokenizer, caplog)
 
 
 def test_mistral_nemo_system_prompt_kept_where_generation_puts_it(template_tokenizer, caplog):
-    tok = _fresh(template_tokenizer("mistralai-Mistral-Nemo-Instruct-2407.jinja"))
+    tok = _fresh(template_tokenizer, "mistralai-Mistral-Nemo-Instruct-2407.jinja")
     raw = tok.apply_chat_template(CONVERSATION, tokenize=False)
     assert "Thoreau" not in raw  # the template drops it when the conversation ends with an answer
     generation = tok.apply_chat_template(CONVERSATION[:4], tokenize=False, add_generation_prompt=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -105,7 +104,7 @@ def test_a_killed_two_process_run_resumes_in_two_and_in_one(tmp_path, data_dir, 
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                            str(script), str(data_dir), str(killed), str(tiny_model_dir), repr(TRAIN)],
                           capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode != 0 and f"Signals.{signal.SIGKILL.name}" in proc.stderr, proc.stderr[-3000:]
+    assert proc.returncode != 0 and "Signal 9 (SIGKILL)" in proc.stderr, proc.stderr[-3000:]
     assert not (killed / "adapter").exists()
     assert (killed / "checkpoints" / "checkpoint-2" / "booktune.json").is_file()
 

@@ -30,10 +30,10 @@ def unsloth_parts(tokenizer: Any) -> tuple[str, str]:
         raise LocateError("the template drops probe turns; cannot derive Unsloth parts")
     (_, u1_end), (a1_start, a1_end), (u2_start, u2_end), (a2_start, _) = (spans[k] for k in range(4))
     lay = layout(tokenizer, messages)
-    marker_end = lay.offsets[lay.turns[0].marker_token][1]
-    instruction = text[marker_end:u2_start].lstrip()
-    if not instruction:
-        raise LocateError("the template has no text that opens a user turn")
+    marker_start, marker_end = lay.offsets[lay.turns[0].marker_token]
+    # Usually the answer's end marker closes the turn and the user turn opens after it; in GLM-style
+    # templates the marker *is* the next turn's opener (<|user|>).
+    instruction = text[marker_end:u2_start].lstrip() or text[marker_start:u2_start]
     user_gap = text[a1_end:u2_start]
     heads = [_response_head(text[u_end:a_start], user_gap, _boundaries(tokenizer, lay, u_end, a_start))
              for u_end, a_start in ((u1_end, a1_start), (u2_end, a2_start))]
@@ -43,18 +43,22 @@ def unsloth_parts(tokenizer: Any) -> tuple[str, str]:
     return instruction, short
 
 
-def _boundaries(tokenizer: Any, lay: Any, start: int, stop: int) -> set[int]:
-    """Offsets (relative to `start`) where a special token or a line begins within text[start:stop]."""
+def _boundaries(tokenizer: Any, lay: Any, start: int, stop: int) -> tuple[list[int], list[int]]:
+    """Offsets (relative to `start`) where special tokens, and lines, begin within text[start:stop]."""
     specials = special_ids(tokenizer)
-    out = {0}
-    out.update(s - start for (s, _), i in zip(lay.offsets, lay.ids) if i in specials and start <= s < stop)
-    out.update(n + 1 for n, ch in enumerate(lay.text[start:stop]) if ch == "\n")
-    return out
+    tokens = sorted(s - start for (s, _), i in zip(lay.offsets, lay.ids) if i in specials and start <= s < stop)
+    lines = [n + 1 for n, ch in enumerate(lay.text[start:stop]) if ch == "\n"]
+    return tokens, lines
 
 
-def _response_head(assistant_gap: str, user_gap: str, boundaries: set[int]) -> str:
-    """The part of the text before an answer that marks it as an assistant turn: from the last token or line
-    boundary at or before the point where it stops looking like the text before a user turn."""
-    same = len(os.path.commonprefix([assistant_gap, user_gap]))
-    cut = max(b for b in boundaries if b <= same)
+def _response_head(assistant_gap: str, user_gap: str, boundaries: tuple[list[int], list[int]]) -> str:
+    """The part of the text before an answer that marks it as an assistant turn.
+
+    Plain text that ends the user turn before any special token (GLM's '/nothink') is skipped; then the head
+    starts at the last token or line boundary at or before the point where the gap stops looking like the
+    text before a user turn (ChatML: '<|im_end|>\n<|im_start|>' is common, 'assistant\n' is not)."""
+    tokens, lines = boundaries
+    skip = tokens[0] if tokens else 0
+    same = skip + len(os.path.commonprefix([assistant_gap[skip:], user_gap]))
+    cut = max(b for b in [skip, *tokens, *lines] if skip <= b <= same)
     return assistant_gap[cut:]

@@ -25,12 +25,14 @@ def plot_loss(log_history: list[dict[str, Any]], path: str | Path, title: str = 
     import matplotlib.pyplot as plt
 
     train = loss_series(log_history, "loss")
+    if not train[0]:  # a run shorter than logging_steps: its mean training loss, at its last step
+        train = loss_series(log_history, "train_loss")
     held = loss_series(log_history, "eval_loss")
     if not train[0] and not held[0]:
         return None
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     if train[0]:
-        ax.plot(*train, label="train loss", color="#1f77b4")
+        ax.plot(*train, "o-" if len(train[0]) == 1 else "-", label="train loss", color="#1f77b4")
     if held[0]:
         ax.plot(*held, "o-", label="held-out loss", color="#d62728")
     ax.set_xlabel("optimizer step")
