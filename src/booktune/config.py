@@ -56,6 +56,7 @@ class PrepareConfig(_Section):
     )
     workers: int | None = Field(None, ge=1, description="Processes for extraction (default: all cores).")
     password: str | None = Field(None, description="Password for encrypted PDFs.")
+    ocr: bool = Field(False, description="OCR PDFs that have no text layer (needs Tesseract); never done unasked.")
 
     @model_validator(mode="after")
     def _overlap_below_chunk(self) -> "PrepareConfig":

@@ -6,6 +6,7 @@ from __future__ import annotations
 def user_errors() -> tuple[type[BaseException], ...]:
     """Every exception class that means bad input or settings (imported lazily: the CLI must start fast)."""
     from booktune.chat.masking import MaskingError
+    from booktune.chat.render import TemplateError
     from booktune.config import ConfigError
     from booktune.dataset.format import PromptError
     from booktune.dataset.io import DataError
@@ -20,4 +21,4 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from booktune.train.backends import BackendError
 
     return (BookError, ConfigError, DataError, PrepareError, PromptError, TruncationError, MaskingError,
-            ModelError, RunError, TrainError, DistributedError, PlanError, BackendError)
+            TemplateError, ModelError, RunError, TrainError, DistributedError, PlanError, BackendError)

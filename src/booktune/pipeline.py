@@ -30,6 +30,7 @@ def run_pipeline(prepared: Any, run_dir: Path, cfg: Config, *, resume: bool = Fa
     from booktune.evaluate.sample import sample_continuations
     from booktune.model import load_model, load_tokenizer
     from booktune.train.artifacts import update_run_file
+    from booktune.train.eval_device import eval_placement, load_eval_base, with_adapter
     from booktune.train.recipe import choose_precision, train_adapter
 
     started = time.perf_counter()
@@ -43,14 +44,19 @@ def run_pipeline(prepared: Any, run_dir: Path, cfg: Config, *, resume: bool = Fa
     held_rows = tokenize_records(tokenizer, held, max_seq_length=t.max_seq_length, truncation=t.truncation,
                                  **prompts)[0] if held else []
     prec = choose_precision(t.device, t.dtype, t.load_in_4bit, t.gradient_checkpointing)
+    eval_device, eval_4bit = eval_placement(e.eval_device, prec.device, prec.load_in_4bit)  # --eval-device
+    separate = eval_device != prec.device
     with console.status(f"loading {t.model}"):
-        base = load_model(t.model, device=prec.device, dtype=prec.dtype, load_in_4bit=prec.load_in_4bit,
-                          trust_remote_code=t.trust_remote_code)
+        base = load_eval_base(t, eval_device, eval_4bit) if separate else load_model(
+            t.model, device=prec.device, dtype=prec.dtype, load_in_4bit=prec.load_in_4bit,
+            trust_remote_code=t.trust_remote_code)
     before = _loss(base, held_rows, tokenizer, e.eval_batch_size, "held-out loss (base)")
-    result = train_adapter(data_dir, run_dir, resume=resume, base_model=base, tokenizer=tokenizer,
-                           config=dump_config(cfg), **{**t.model_dump(), "load_in_4bit": prec.load_in_4bit})
-    after = _loss(result.model, held_rows, tokenizer, e.eval_batch_size, "held-out loss (tuned)")
-    samples = sample_continuations(result.model, tokenizer, held, n=e.samples, max_new_tokens=e.max_new_tokens,
+    result = train_adapter(data_dir, run_dir, resume=resume, base_model=None if separate else base,
+                           tokenizer=tokenizer, config=dump_config(cfg),
+                           **{**t.model_dump(), "load_in_4bit": prec.load_in_4bit})
+    tuned = with_adapter(base, result.adapter_dir) if separate else result.model
+    after = _loss(tuned, held_rows, tokenizer, e.eval_batch_size, "held-out loss (tuned)")
+    samples = sample_continuations(tuned, tokenizer, held, n=e.samples, max_new_tokens=e.max_new_tokens,
                                    temperature=e.temperature, top_p=e.top_p, seed=t.seed)
     system = held[0]["messages"][0]["content"] if held else None
     update_run_file(run_dir, heldout={"before": before, "after": after}, system_prompt=system,

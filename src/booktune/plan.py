@@ -4,7 +4,7 @@ The peak is the sum of:
 - weights: decoder Linears in NF4 (0.53 bytes a value with double-quantized scales), embeddings and head in bf16.
   MoE experts in transformers 5 are fused 3-D parameters, not nn.Linear, so bitsandbytes leaves them in bf16
   under the hf backend; Unsloth quantizes them on load.
-- adapter: LoRA weights, gradients and AdamW moments, 16 bytes a parameter.
+- adapter: LoRA weights, gradients and 8-bit AdamW moments, about 10 bytes a parameter.
 - activations, for batch x max_seq_length tokens: the checkpointed input of every layer (Unsloth offloads these
   to CPU memory), one layer's recomputed working set during backward, the bf16 weight that bitsandbytes
   dequantizes for a matmul, attention scores where the attention is eager (GPT-OSS on the hf backend), and
@@ -23,6 +23,7 @@ CONTEXT = 0.5 * GIB  # CUDA context and cuBLAS workspace: on the card, outside P
 SLACK = 0.07  # allocator fragmentation: reserved over allocated
 LAYER_WORK = 5.0  # live bf16 tensors of one layer's width, per token, while it is recomputed and differentiated
 MLP_WORK = 5.0  # the same for the MLP's intermediate width (gate, up, act and their gradients)
+ADAPTER = 10.0  # bytes per LoRA parameter: weight and gradient, plus AdamW's 8-bit moments (fp32 weights in Unsloth)
 OFFLOADED = 2  # checkpointed layer inputs Unsloth keeps on the GPU while the rest sit in CPU memory
 EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts")
 
@@ -147,7 +148,7 @@ def activation_bytes(shape: Shape, settings: Settings) -> float:
 
 def predict(shape: Shape, settings: Settings) -> Plan:
     weights, layer = weight_bytes(shape, settings)
-    return Plan(weights, layer, lora_params(shape, settings) * 16.0, activation_bytes(shape, settings),
+    return Plan(weights, layer, lora_params(shape, settings) * ADAPTER, activation_bytes(shape, settings),
                 experts_quantized=not experts_stay_bf16(shape, settings))
 
 

@@ -91,3 +91,15 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, data_dir, ti
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
+
+
+def test_cli_chat_is_interactive_and_streams(tmp_path, data_dir, tiny_model_dir):
+    from typer.testing import CliRunner
+
+    from booktune.cli import app
+
+    booktune.train(data_dir, tmp_path, model=str(tiny_model_dir), max_steps=1)
+    result = CliRunner().invoke(app, ["chat", str(tmp_path), "--max-new-tokens", "3", "--temperature", "0"],
+                                input="Hello there\n/reset\nAgain\n/exit\n")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("model>") == 2  # two replies; /reset and /exit are commands, not messages

@@ -31,8 +31,8 @@ __all__ = ["prepare_messages", "render_text", "render_prompt_ids", "stop_token_i
 log = logging.getLogger("booktune.chat")
 
 _PROBE_SYSTEM = "Probe system prompt from booktune."
-_PROBE = [{"role": "user", "content": "Probe question one?"}, {"role": "assistant", "content": "Probe answer one."},
-          {"role": "user", "content": "Probe question two?"}, {"role": "assistant", "content": "Probe answer two."}]
+PROBE = [{"role": "user", "content": "Probe question one?"}, {"role": "assistant", "content": "Probe answer one."},
+         {"role": "user", "content": "Probe question two?"}, {"role": "assistant", "content": "Probe answer two."}]
 _MODES: dict[tuple, str] = {}
 _STOPS: "weakref.WeakKeyDictionary[Any, tuple[tuple, list[int]]]" = weakref.WeakKeyDictionary()
 _NOTICES = {
@@ -59,12 +59,12 @@ def system_mode(tokenizer: Any) -> str:
 def _probe_system(tokenizer: Any) -> str:
     system = [{"role": "system", "content": _PROBE_SYSTEM}]
     try:
-        if _PROBE_SYSTEM in render(tokenizer, system + _PROBE[:2]):
+        if _PROBE_SYSTEM in render(tokenizer, system + PROBE[:2]):
             return "native"
     except TemplateError:
         return "fold_first"  # the template refuses a system message
     try:
-        if _PROBE_SYSTEM in render(tokenizer, system + _PROBE[:1], add_generation_prompt=True):
+        if _PROBE_SYSTEM in render(tokenizer, system + PROBE[:1], add_generation_prompt=True):
             return "fold_last"
     except TemplateError:
         pass
@@ -111,7 +111,8 @@ def render_prompt_ids(tokenizer: Any, messages: list[dict]) -> list[int]:
     prepared = prepare_messages(tokenizer, messages)
     if not prepared or prepared[-1]["role"] == "assistant":
         raise TemplateError("the conversation to continue must end with a user turn")
-    mark = fresh_chars("".join(m["content"] for m in prepared), 1)[0] * 3
+    # A stand-in answer that starts like prose (a letter), so a template space before it merges as in training.
+    mark = "A" + fresh_chars("".join(m["content"] for m in prepared), 1)[0] * 2
     try:
         text = render(tokenizer, prepared + [{"role": "assistant", "content": mark}])
     except TemplateError:
@@ -122,6 +123,8 @@ def render_prompt_ids(tokenizer: Any, messages: list[dict]) -> list[int]:
     # Tokenize with an answer in place and keep the tokens before it: whitespace ending the prompt then splits
     # as it did in training (GPT-2-style regexes split '\n\n' differently at the end of a text).
     cut = text.index(mark)
+    if not getattr(tokenizer, "is_fast", False):  # no offsets: tokenize the prompt alone
+        return tokenizer(text[:cut], add_special_tokens=False)["input_ids"]
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     return [i for i, (_, end) in zip(enc["input_ids"], enc["offset_mapping"]) if end <= cut]
 
@@ -131,7 +134,7 @@ def stop_token_ids(tokenizer: Any) -> list[int]:
     key = (_key(tokenizer), len(tokenizer))
     cached = _STOPS.get(tokenizer)
     if cached is None or cached[0] != key:
-        lay = layout(tokenizer, prepare_messages(tokenizer, _PROBE))
+        lay = layout(tokenizer, prepare_messages(tokenizer, PROBE))
         ids = [lay.ids[t.marker_token] for t in lay.turns]
         if tokenizer.eos_token_id is not None:
             ids.append(tokenizer.eos_token_id)

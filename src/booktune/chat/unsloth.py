@@ -18,12 +18,12 @@ from typing import Any
 
 from booktune.chat.locate import LocateError, layout, mark_spans, special_ids
 from booktune.chat.render import render
-from booktune.chat.template import _PROBE, prepare_messages
+from booktune.chat.template import PROBE, prepare_messages
 
 
 def unsloth_parts(tokenizer: Any) -> tuple[str, str]:
     """(instruction_part, response_part) for `unsloth.chat_templates.train_on_responses_only`."""
-    messages = prepare_messages(tokenizer, _PROBE)
+    messages = prepare_messages(tokenizer, PROBE)
     text = render(tokenizer, messages)
     spans = mark_spans(tokenizer, messages, [(i, "content") for i in range(len(messages))], text)
     if len(spans) != len(messages):

@@ -37,6 +37,7 @@ def prepare_data(
     user_prompt: str,
     workers: int | None = None,
     password: str | None = None,
+    ocr: bool = False,
     model: str | None = "default",
     trust_remote_code: bool = False,
     config: dict[str, Any] | None = None,
@@ -47,7 +48,7 @@ def prepare_data(
     check_prompt_templates(system_prompt, user_prompt)
     out = Path(out)
     started = time.perf_counter()
-    books, skipped_books = load_books(find_books(inputs), workers=workers, password=password)
+    books, skipped_books = load_books(find_books(inputs), workers=workers, password=password, ocr=ocr)
     skipped = [(str(s.path), s.reason) for s in skipped_books]
     kept, rows, taken = [], [], set()
     for book in books:

@@ -216,9 +216,10 @@ def trainer_args(strategy: str, *, gradient_checkpointing: bool) -> dict[str, An
     return extra
 
 
-def load_device(strategy: str, device: str) -> str:
-    """Where each rank loads the base model: its own card under DDP, the CPU under FSDP (shards move to the GPU)."""
-    return "cpu" if strategy == "fsdp" else device
+def load_device(strategy: str, device: str, weights_fit_card: bool | None = None) -> str:
+    """Where each rank loads the base model: its own card, unless FSDP must shard weights too big for it; then
+    the CPU (bitsandbytes quantizes there too) and FSDP moves each rank's shard to its card."""
+    return "cpu" if strategy == "fsdp" and weights_fit_card is not True else device
 
 
 @dataclass(frozen=True)
@@ -229,41 +230,72 @@ class ScaleOut:
     processes: int
     grad_accum: int
     note: str = ""
+    weights_fit_card: bool | None = None  # plan: the whole 4-bit base fits this rank's card before sharding
 
     def load_device(self, device: str) -> str:
-        return load_device(self.strategy, device)
+        return load_device(self.strategy, device, self.weights_fit_card)
 
     def trainer_args(self, gradient_checkpointing: bool) -> dict[str, Any]:
         return trainer_args(self.strategy, gradient_checkpointing=gradient_checkpointing)
 
 
+def early_strategy(requested: str, env: Mapping[str, str] | None = None) -> str:
+    """The strategy as far as it is known before any model is read: 'fsdp' only when asked for by name (or by
+    `accelerate launch --use_fsdp`). `--gpus` resolves 'auto' before launching, so its processes see the answer."""
+    w = world(env)
+    if not w.distributed:
+        return "single"
+    return "fsdp" if requested == "fsdp" or accelerate_fsdp_env(env) else "ddp"
+
+
 def scale_out(requested: str, *, device: str, settings: Any, global_batch_size: int | None, batch_size: int,
-              grad_accum: int, env: Mapping[str, str] | None = None) -> ScaleOut:
+              grad_accum: int, backend: str = "hf", env: Mapping[str, str] | None = None) -> ScaleOut:
     """The strategy for this process's group (every rank reaches the same answer) and its accumulation steps.
 
     `settings` carries the train fields plan's estimate reads (model, batch_size, max_seq_length, lora_r, ...)."""
     settings = SimpleNamespace(**settings) if isinstance(settings, Mapping) else settings
     w = world(env)
     accum = global_grad_accum(global_batch_size, batch_size, grad_accum, w.size)
+    if w.distributed and device.startswith("cpu"):
+        accept_cpu_ordinals()
     if w.distributed and accelerate_fsdp_env(env):
-        return ScaleOut("fsdp", w.size, accum, "FSDP, as `accelerate launch` was configured")
-    fits = card_fits(settings, device) if w.distributed and requested == "auto" else None
-    strategy, note = choose_strategy(requested, processes=w.size, fits_one_card=fits)
-    return ScaleOut(strategy, w.size, accum, note)
+        strategy, note = "fsdp", "FSDP, as `accelerate launch` was configured"
+    else:
+        fits = card_fits(settings, device) if w.distributed and requested == "auto" else None
+        strategy, note = choose_strategy(requested, processes=w.size, fits_one_card=fits)
+    if strategy == "fsdp" and backend == "unsloth":  # 'auto' found the model too big only now, Unsloth loaded
+        raise DistributedError("config field train.distributed: 'auto' needs FSDP for this model, which the unsloth "
+                               "backend does not run; pass --distributed fsdp (trains with hf) or --backend hf")
+    weights_fit = card_fits(settings, device, weights_only=True) if strategy == "fsdp" else None
+    return ScaleOut(strategy, w.size, accum, note, weights_fit)
 
 
-def card_fits(settings: Any, device: str) -> bool | None:
-    """plan's verdict for this process's card (None on a CPU or without an estimate)."""
+def card_fits(settings: Any, device: str, weights_only: bool = False) -> bool | None:
+    """plan's verdict for this process's card: the whole run, or just the base weights (None on a CPU or without
+    an estimate)."""
     if not device.startswith("cuda"):
         return None
     import torch
 
-    from booktune.plan_distributed import fits_one_card
+    from booktune.plan_distributed import fits_one_card, weights_fit
 
-    index = torch.device(device).index or 0
-    return fits_one_card(settings, torch.cuda.get_device_properties(index).total_memory)
+    card = torch.cuda.get_device_properties(torch.device(device).index or 0).total_memory
+    return weights_fit(settings, card) if weights_only else fits_one_card(settings, card)
 
 
 def full_state_dict(trainer: Any) -> dict[str, Any]:
     """The model's whole state dict gathered from FSDP shards; every rank must call it, rank 0 gets the tensors."""
     return trainer.accelerator.get_state_dict(trainer.model)
+
+
+def accept_cpu_ordinals() -> None:
+    """Let torch.load map to 'cpu:0'. accelerate names the device of a multi-process CPU run 'cpu:0', and
+    transformers resumes the optimizer with map_location=args.device, which torch.load cannot restore to."""
+    import torch.serialization as ser
+
+    def restore(obj: Any, location: str) -> Any:
+        return obj if location.startswith("cpu:") else None
+
+    if not getattr(ser, "_booktune_cpu_ordinals", False):
+        ser.register_package(11, lambda obj: None, restore)
+        ser._booktune_cpu_ordinals = True

@@ -82,6 +82,9 @@ def train_adapter(
     """Train a LoRA adapter on DATA's train split and save it in RUN. `base_model`/`tokenizer` reuse loaded ones."""
     from booktune.train.backends import LoraSettings, load_for_training, resolve_backend
 
+    from booktune.train.distributed import backend_for, early_strategy
+
+    backend, fsdp_note = backend_for(backend, early_strategy(distributed))  # Unsloth shards its own way: FSDP -> hf
     backend = resolve_backend(backend, device)  # imports Unsloth, when chosen, before transformers / TRL / PEFT
     from datasets import Dataset
     from transformers import PrinterCallback, set_seed
@@ -109,7 +112,8 @@ def train_adapter(
     prec = choose_precision(device, dtype, load_in_4bit, gradient_checkpointing)
     # Launched on several processes: DDP or FSDP, and accumulation that keeps the global batch (distributed.py).
     scale = scale_out(distributed, device=prec.device, settings=locals(),  # plan reads model, lora_r, batch...
-                      global_batch_size=global_batch_size, batch_size=batch_size, grad_accum=grad_accum)
+                      global_batch_size=global_batch_size, batch_size=batch_size, grad_accum=grad_accum,
+                      backend=backend)
 
     # 3. Model and LoRA: Unsloth builds its PeftModel itself; for hf, TRL wraps the base (and prepares 4-bit).
     lora_settings = LoraSettings(lora_r, lora_alpha, lora_dropout, target_modules, seed)
@@ -143,8 +147,9 @@ def train_adapter(
     trainer.remove_callback(PrinterCallback)  # RichProgress reports the logs
     print_plan(trainer.model, report, train_data, args, prec)
     console.print(f"  backend: {backend}; batches: {batching.mode} ({batching.why}), {len(train_data)} rows")
-    if scale.note:
-        console.print(f"  {scale.processes} processes: {scale.note}")
+    for note in (scale.note, fsdp_note):
+        if note:
+            console.print(f"  {scale.processes} processes: {note}")
 
     checkpoint = last_complete_checkpoint(run_dir / "checkpoints") if resume else None
     if resume:
@@ -233,6 +238,7 @@ def sft_args(run_dir: Path, prec: Precision, *, epochs: float, max_steps: int, l
         data_seed=seed,
         report_to=["tensorboard"],
         disable_tqdm=True,
+        optim="adamw_8bit" if prec.load_in_4bit else "adamw_torch",  # 8-bit moments: bitsandbytes is there for 4-bit
         max_length=max_seq_length,
         dataset_kwargs={"skip_prepare_dataset": True},  # rows carry booktune's labels already
         remove_unused_columns=False,

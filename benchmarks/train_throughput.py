@@ -1,0 +1,288 @@
+"""QLoRA training throughput and peak memory: plain TRL + PEFT + bitsandbytes, Unsloth, and booktune's default.
+
+Random models of real shapes are built locally (no Hub), data is shaped like booktune's (550-1100-token examples,
+a masked prompt, max_seq_length 2048), and each run happens in its own process so that Unsloth's patches and
+memory peaks do not leak between runs. One JSON row per run goes to stdout and to --out.
+
+    python benchmarks/train_throughput.py --shapes llama-1b llama-8b --runs plain unsloth booktune booktune-hf \
+        --models /tmp/bench-models --out results.jsonl
+
+Runs:
+  plain        transformers + PEFT + bitsandbytes as TRL's SFTTrainer sets them up (padded batches, SDPA)
+  unsloth      Unsloth as its notebooks set it up (padded batches, use_gradient_checkpointing="unsloth", adamw_8bit)
+  booktune     booktune's default: --backend auto (Unsloth when installed) with isolated packing
+  booktune-hf  booktune with --backend hf: PEFT + bitsandbytes, packed rows through booktune's varlen attention
+Numbers: non-padding tokens/s over the timed steps, seconds/step, peak allocated/reserved over the timed steps
+(and over the whole run), model FLOPs utilisation = 6 * active params * tokens/s / the GPU's bf16 matmul peak
+(measured at start), and load time (model + LoRA ready).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+if (HERE.parent / "src" / "booktune").is_dir():  # a checkout; an installed booktune works too
+    sys.path.insert(0, str(HERE.parent / "src"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("UNSLOTH_DISABLE_STATISTICS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+GIB = 2**30
+
+
+def measure_peak_tflops() -> float:
+    """bf16 matmul rate on random 8192^3 products (median of 10 after warm-up)."""
+    import torch
+
+    a, b = (torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(10):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        a @ b
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    return 2 * 8192**3 / sorted(times)[5] / 1e12
+
+
+class Counting:
+    """Wraps a collator and records the non-padding tokens of every batch, in order."""
+
+    def __init__(self, collate):
+        self.collate, self.tokens = collate, []
+
+    def __call__(self, rows):
+        self.tokens.append(sum(len(r["input_ids"]) for r in rows))
+        return self.collate(rows)
+
+
+def meter_callback(spec: dict, counter: Counting):
+    import torch
+    from transformers import TrainerCallback
+
+    class Meter(TrainerCallback):
+        def __init__(self):
+            self.marks: list[float] = []
+            self.first_step = None
+
+        def on_step_begin(self, args, state, control, **kw):
+            torch.cuda.synchronize()
+            if state.global_step == spec["warmup"]:
+                torch.cuda.reset_peak_memory_stats()
+                self.marks.append(time.perf_counter())
+            if state.global_step == 0:
+                self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            torch.cuda.synchronize()
+            if state.global_step == 1:
+                self.first_step = time.perf_counter() - self.t0
+            if state.global_step > spec["warmup"]:
+                self.marks.append(time.perf_counter())
+
+    return Meter()
+
+
+def rows_for(spec: dict, vocab: int) -> list[dict]:
+    from bench_models import make_rows
+
+    n = (spec["warmup"] + spec["steps"] + 2) * spec["batch"] * 4
+    if spec["data"] == "full":  # every example exactly max_seq_length tokens (the GPT-OSS memory setting)
+        return make_rows(n, vocab, lo=spec["seq"], hi=spec["seq"], seed=1)
+    return make_rows(n, vocab, lo=550, hi=1100, seed=1)
+
+
+def sft_config(spec: dict, **extra):
+    from trl import SFTConfig
+
+    base = dict(output_dir=f"/tmp/bench-out/{spec['run']}", max_steps=spec["warmup"] + spec["steps"],
+                per_device_train_batch_size=spec["batch"], gradient_accumulation_steps=1, learning_rate=2e-4,
+                logging_steps=1000, save_strategy="no", report_to=[], bf16=True, gradient_checkpointing=True,
+                max_length=spec["seq"], packing=False, dataset_kwargs={"skip_prepare_dataset": True},
+                remove_unused_columns=False, disable_tqdm=True, seed=3407)
+    return SFTConfig(**(base | extra))
+
+
+def targets(spec: dict) -> list[str] | str:
+    return ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def run_plain(spec: dict) -> tuple:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from trl import SFTTrainer
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    started = time.perf_counter()
+    tok = AutoTokenizer.from_pretrained(spec["model_dir"])
+    model = AutoModelForCausalLM.from_pretrained(
+        spec["model_dir"], dtype=torch.bfloat16, device_map={"": 0},
+        quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                               bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16))
+    counter = Counting(DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id))
+    lora = LoraConfig(r=spec["lora_r"], lora_alpha=2 * spec["lora_r"], lora_dropout=0.0, task_type="CAUSAL_LM",
+                      target_modules="all-linear")
+    trainer = SFTTrainer(model=model, args=sft_config(spec, optim=spec["optim"]),
+                         train_dataset=Dataset.from_list(rows_for(spec, model.config.vocab_size)),
+                         processing_class=tok, data_collator=counter, peft_config=lora)
+    return trainer, counter, time.perf_counter() - started, "padded"
+
+
+def run_unsloth(spec: dict) -> tuple:
+    import unsloth  # noqa: F401  (first: it patches transformers, TRL and PEFT)
+    from datasets import Dataset
+    from trl import SFTTrainer
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+    from unsloth import FastLanguageModel
+
+    started = time.perf_counter()
+    model, tok = FastLanguageModel.from_pretrained(model_name=spec["model_dir"], max_seq_length=spec["seq"],
+                                                   load_in_4bit=True, dtype=None, local_files_only=True)
+    model = FastLanguageModel.get_peft_model(model, r=spec["lora_r"], lora_alpha=2 * spec["lora_r"], lora_dropout=0,
+                                             bias="none", target_modules=targets(spec),
+                                             use_gradient_checkpointing="unsloth", random_state=3407)
+    counter = Counting(DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id or 0))
+    trainer = SFTTrainer(model=model, processing_class=tok, data_collator=counter,
+                         train_dataset=Dataset.from_list(rows_for(spec, model.config.vocab_size)),
+                         args=sft_config(spec, optim="adamw_8bit", padding_free=False))
+    return trainer, counter, time.perf_counter() - started, "padded"
+
+
+def run_booktune(spec: dict, backend: str) -> tuple:
+    from booktune.train.backends import LoraSettings, load_for_training, resolve_backend
+
+    backend = resolve_backend(backend, "cuda:0")  # first: imports Unsloth before transformers when chosen
+    import torch
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    from booktune.train.packing import choose_batching, training_batches
+    from booktune.train.recipe import Precision, sft_args
+    from booktune.train.trainer import sft_trainer_class
+
+    started = time.perf_counter()
+    tok = AutoTokenizer.from_pretrained(spec["model_dir"])
+    prec = Precision("cuda:0", torch.bfloat16, True, True)
+    lora = LoraSettings(spec["lora_r"], 2 * spec["lora_r"], 0.0, ["all-linear"], 42)
+    model, peft_config = load_for_training(backend, spec["model_dir"], prec, lora, max_seq_length=spec["seq"],
+                                           packing=True)
+    model.config.use_cache = False
+    batching = choose_batching(backend, model, True)
+    data, collate = training_batches(rows_for(spec, model.config.vocab_size), batching, max_len=spec["seq"],
+                                     pad_token_id=tok.pad_token_id)
+    counter = Counting(collate)
+    args = sft_args(Path(f"/tmp/bench-out/{spec['run']}"), prec, epochs=1, max_steps=spec["warmup"] + spec["steps"],
+                    learning_rate=2e-4, warmup_ratio=0.03, batch_size=spec["batch"], grad_accum=1,
+                    logging_steps=1000, save_steps=100000, save_total_limit=1, seed=42, max_seq_length=spec["seq"],
+                    extra={"train_sampling_strategy": batching.sampling})
+    trainer = sft_trainer_class()(model=model, args=args, train_dataset=Dataset.from_list(data),
+                                  processing_class=tok, data_collator=counter, peft_config=peft_config)
+    return trainer, counter, time.perf_counter() - started, f"{backend}: {batching.mode} ({batching.why})"
+
+
+def child(spec: dict) -> dict:
+    import torch
+
+    runner = {"plain": run_plain, "unsloth": run_unsloth, "booktune": lambda s: run_booktune(s, "auto"),
+              "booktune-hf": lambda s: run_booktune(s, "hf")}[spec["run"]]
+    trainer, counter, load_s, batches = runner(spec)
+    load_peak = torch.cuda.max_memory_allocated() / GIB
+    meter = meter_callback(spec, counter)
+    trainer.add_callback(meter)
+    trainer.train()
+    elapsed = meter.marks[-1] - meter.marks[0]
+    tokens = sum(counter.tokens[spec["warmup"]:spec["warmup"] + spec["steps"]])
+    tok_s = tokens / elapsed
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    return {"shape": spec["shape"], "run": spec["run"], "batches": batches, "batch": spec["batch"],
+            "seq": spec["seq"], "lora_r": spec["lora_r"], "trainable": trainable,
+            "tokens_per_s": round(tok_s), "s_per_step": round(elapsed / spec["steps"], 3),
+            "tokens_per_step": round(tokens / spec["steps"]),
+            "peak_alloc_gib": round(torch.cuda.max_memory_allocated() / GIB, 2),
+            "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / GIB, 2),
+            "load_peak_alloc_gib": round(load_peak, 2), "load_s": round(load_s, 1),
+            "first_step_s": round(meter.first_step or 0, 1),
+            "mfu": round(6 * spec["active_params"] * tok_s / (spec["peak_tflops"] * 1e12), 3)}
+
+
+def run_child(spec: dict, timeout: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", json.dumps(spec)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"shape": spec["shape"], "run": spec["run"], "error": f"timed out after {timeout} s"}
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    return {"shape": spec["shape"], "run": spec["run"], "error": (proc.stderr or proc.stdout)[-1500:]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shapes", nargs="+", default=["llama-1b", "llama-8b"])
+    ap.add_argument("--runs", nargs="+", default=["plain", "unsloth", "booktune", "booktune-hf"])
+    ap.add_argument("--models", type=Path, default=Path("/tmp/bench-models"))
+    ap.add_argument("--out", type=Path, default=Path("train_throughput.jsonl"))
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--seq", type=int, default=2048)
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--lora-r", type=int, default=16)
+    ap.add_argument("--optim", default="adamw_torch_fused", help="optimizer of the plain run (TRL's default)")
+    ap.add_argument("--timeout", type=int, default=400, help="seconds per run")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        spec = json.loads(a.child)
+        try:
+            print("RESULT " + json.dumps(child(spec)), flush=True)
+        except Exception:
+            print("RESULT " + json.dumps({"shape": spec["shape"], "run": spec["run"],
+                                          "error": traceback.format_exc()[-1500:]}), flush=True)
+        return
+    drive(a)
+
+
+def drive(a: argparse.Namespace) -> None:
+    import torch
+
+    from bench_models import active_params, build_config, build_model
+
+    peak = measure_peak_tflops()
+    print(json.dumps({"device": torch.cuda.get_device_name(0), "bf16_matmul_tflops": round(peak),
+                      "torch": torch.__version__}), flush=True)
+    torch.cuda.empty_cache()
+    for shape in a.shapes:
+        started = time.perf_counter()
+        path = build_model(shape, a.models)
+        torch.cuda.empty_cache()
+        print(json.dumps({"shape": shape, "built_s": round(time.perf_counter() - started, 1)}), flush=True)
+        gpt_oss = shape.startswith("gpt-oss")
+        for run in a.runs:
+            spec = {"shape": shape, "run": run, "model_dir": str(path), "seq": a.seq, "steps": a.steps,
+                    "warmup": a.warmup, "batch": 1 if gpt_oss else a.batch, "lora_r": 8 if gpt_oss else a.lora_r,
+                    "data": "full" if gpt_oss else "seed", "optim": "adamw_8bit" if gpt_oss else a.optim,
+                    "peak_tflops": peak, "active_params": active_params(build_config(shape))}
+            row = run_child(spec, a.timeout)
+            print(json.dumps(row), flush=True)
+            with a.out.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()

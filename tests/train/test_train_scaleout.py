@@ -1,0 +1,241 @@
+"""Scale-out decisions as pure functions: cards on mixed machines, DDP or FSDP, the global batch, the launch command,
+per-GPU memory. No GPU needed: cards are plain lists of (index, name, bytes)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from booktune.config import build_config
+from booktune.plan import GIB
+from booktune.plan_distributed import per_gpu
+from booktune.train.distributed import (
+    Card,
+    DistributedError,
+    World,
+    backend_for,
+    choose_cards,
+    choose_strategy,
+    default_card,
+    global_grad_accum,
+    parse_gpus,
+    scale_out,
+    trainer_args,
+    world,
+)
+from booktune.train.launch import build_launch, plan_launch, visible_devices, wants_launch
+
+G = 2**30
+SEED_MACHINE = [Card(0, "NVIDIA GeForce RTX 2070 SUPER", 8 * G), Card(1, "NVIDIA GeForce RTX 4090", 24 * G)]
+TWO_H100 = [Card(0, "NVIDIA H100 80GB HBM3", 80 * G), Card(1, "NVIDIA H100 80GB HBM3", 80 * G)]
+MIXED_THREE = [Card(0, "RTX 4090", 24 * G), Card(1, "RTX 2070 SUPER", 8 * G), Card(2, "RTX 4090", 24 * G)]
+LLAMA_8B = {"hidden_size": 4096, "num_hidden_layers": 32, "intermediate_size": 14336, "vocab_size": 128256,
+            "num_attention_heads": 32, "num_key_value_heads": 8, "tie_word_embeddings": False}
+
+
+def test_world_reads_the_launcher_environment():
+    assert world({}) == World(0, 0, 1)
+    w = world({"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "4"})
+    assert (w.rank, w.local_rank, w.size, w.main, w.distributed) == (3, 1, 4, False, True)
+    assert not world({}).distributed and world({}).main
+
+
+def test_auto_on_unequal_cards_trains_on_the_largest_alone_and_says_why():
+    choice = choose_cards(SEED_MACHINE, 2, "auto")
+    assert choice.indices == (1,)
+    assert "RTX 4090" in choice.note and "small card's pace" in choice.note and "2070" in choice.note
+
+
+def test_auto_keeps_every_card_like_the_largest():
+    choice = choose_cards(MIXED_THREE, 3, "auto")
+    assert choice.indices == (0, 2) and "left out" in choice.note and "cuda:1" in choice.note
+    assert choose_cards(TWO_H100, 2, "auto") == choose_cards(TWO_H100, 2, "ddp")
+    assert choose_cards(TWO_H100, 2, "auto").indices == (0, 1) and not choose_cards(TWO_H100, 2).note
+
+
+def test_an_explicit_strategy_uses_the_cards_asked_for_and_warns():
+    choice = choose_cards(SEED_MACHINE, 2, "ddp")
+    assert choice.indices == (0, 1) and "slowest" in choice.note
+    assert choose_cards(MIXED_THREE, 1, "ddp").indices == (0,)  # the largest first, lowest index among equals
+
+
+def test_too_many_gpus_is_a_clear_error():
+    with pytest.raises(DistributedError, match="train.gpus: 3 GPUs asked for, but 2 visible"):
+        choose_cards(TWO_H100, 3)
+
+
+def test_one_process_defaults_to_the_largest_card():
+    assert default_card(SEED_MACHINE).indices == (1,) and "largest" in default_card(SEED_MACHINE).note
+    assert default_card(TWO_H100).indices == (0,) and default_card(TWO_H100).note == ""
+
+
+@pytest.mark.parametrize("text, available, expected", [("all", 4, 4), ("2", 4, 2), (3, 0, 3), (None, 2, None)])
+def test_parse_gpus(text, available, expected):
+    assert parse_gpus(text, available) == expected
+
+
+@pytest.mark.parametrize("text, needle", [("all", "no CUDA GPU"), ("0", "expected a number"), ("two", "expected")])
+def test_parse_gpus_errors(text, needle):
+    with pytest.raises(DistributedError, match=needle):
+        parse_gpus(text, 0)
+
+
+def test_strategy_auto_follows_the_plan():
+    assert choose_strategy("auto", processes=1, fits_one_card=False)[0] == "single"
+    assert choose_strategy("auto", processes=2, fits_one_card=True)[0] == "ddp"
+    assert choose_strategy("auto", processes=2, fits_one_card=None)[0] == "ddp"
+    strategy, why = choose_strategy("auto", processes=2, fits_one_card=False)
+    assert strategy == "fsdp" and "does not fit one card" in why
+    assert "may not fit" in choose_strategy("ddp", processes=2, fits_one_card=False)[1]
+    with pytest.raises(DistributedError, match="train.distributed"):
+        choose_strategy("zero3", processes=2, fits_one_card=None)
+
+
+def test_global_batch_sets_accumulation():
+    assert global_grad_accum(16, 2, 1, 1) == 8
+    assert global_grad_accum(16, 2, 1, 2) == 4
+    assert global_grad_accum(None, 2, 3, 2) == 3
+    with pytest.raises(DistributedError, match="global_batch_size: 6 is not a multiple of batch_size 2 x 4"):
+        global_grad_accum(6, 2, 1, 4)
+
+
+def test_scale_out_under_a_launcher():
+    env = {"RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2"}
+    s = scale_out("auto", device="cpu", settings={}, global_batch_size=8, batch_size=2, grad_accum=1, env=env)
+    assert (s.strategy, s.processes, s.grad_accum) == ("ddp", 2, 2)
+    fsdp = scale_out("auto", device="cpu", settings={}, global_batch_size=None, batch_size=1, grad_accum=1,
+                     env=env | {"ACCELERATE_USE_FSDP": "true"})
+    assert fsdp.strategy == "fsdp" and fsdp.load_device("cuda:1") == "cpu"
+    alone = scale_out("fsdp", device="cpu", settings={}, global_batch_size=None, batch_size=1, grad_accum=4, env={})
+    assert (alone.strategy, alone.grad_accum, alone.trainer_args(True)) == ("single", 4, {})
+
+
+def test_trainer_args_for_ddp_and_fsdp():
+    ddp = trainer_args("ddp", gradient_checkpointing=True)
+    assert ddp["ddp_find_unused_parameters"] is False
+    assert ddp["gradient_checkpointing_kwargs"] == {"use_reentrant": False}
+    fsdp = trainer_args("fsdp", gradient_checkpointing=False)
+    assert fsdp["fsdp"] is True and fsdp["fsdp_config"]["state_dict_type"] == "FULL_STATE_DICT"
+    assert "gradient_checkpointing_kwargs" not in fsdp
+
+
+def test_fsdp_args_are_accepted_by_transformers(tmp_path):
+    from transformers import TrainingArguments
+
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, **trainer_args("fsdp", gradient_checkpointing=True))
+    assert args.fsdp and args.fsdp_config["version"] == 2
+
+
+def test_unsloth_runs_ddp_but_not_fsdp():
+    assert backend_for("unsloth", "ddp") == ("unsloth", "")
+    backend, note = backend_for("unsloth", "fsdp")
+    assert backend == "hf" and "FSDP" in note
+    assert backend_for("auto", "fsdp") == ("hf", "")
+    assert backend_for("hf", "single") == ("hf", "")
+
+
+def test_visible_devices_follow_the_parents_mask():
+    assert visible_devices((0, 2), {}) == "0,2"
+    assert visible_devices((0, 1), {"CUDA_VISIBLE_DEVICES": "3,5,7"}) == "3,5"
+
+
+def test_launch_keeps_the_environment_and_prints_accelerate_launch():
+    env = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1",
+           "CUDA_VISIBLE_DEVICES": "2,3", "PATH": "/bin"}
+    launch = build_launch(Path("data"), Path("runs/x"), Path("runs/x/launch-config.json"), processes=2,
+                          cards=(0, 1), resume=True, env=env)
+    assert launch.argv[:3] == [sys.executable, "-m", "torch.distributed.run"]
+    assert "--nproc_per_node=2" in launch.argv and launch.argv[-1] == "--resume"
+    for key in ("NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS", "PATH"):
+        assert launch.env[key] == env[key]
+        assert key == "PATH" or f"{key}={env[key]}" in launch.shown
+    assert launch.env["CUDA_VISIBLE_DEVICES"] == "2,3"
+    assert "accelerate launch --multi_gpu --num_processes 2" in launch.shown
+    assert launch.shown.endswith("-m booktune train data --out runs/x --config runs/x/launch-config.json --resume")
+
+
+def test_plan_launch_on_the_seed_machine_trains_on_the_4090():
+    train = build_config(None, {"gpus": "all", "model": "org/unknown-model"}).train
+    launch, settings = plan_launch(Path("d"), Path("o"), train, resume=False, env={}, cards=SEED_MACHINE)
+    assert launch.processes == 1 and launch.env["CUDA_VISIBLE_DEVICES"] == "1"
+    assert settings == {"gpus": None, "distributed": "auto", "device": "cuda:1"}
+    assert "small card's pace" in launch.note
+
+
+def test_plan_launch_refuses_gpus_without_gpus():
+    train = build_config(None, {"gpus": "2"}).train
+    with pytest.raises(DistributedError, match="no CUDA GPU is visible"):
+        plan_launch(Path("d"), Path("o"), train, resume=False, env={}, cards=[])
+
+
+def test_wants_launch_only_outside_a_launcher():
+    assert wants_launch("2", {}) and not wants_launch(None, {})
+    assert not wants_launch("2", {"LOCAL_RANK": "0", "WORLD_SIZE": "2", "RANK": "0"})
+
+
+def plan_for(config: dict, batch_size: int, max_seq_length: int = 2048):
+    from booktune.plan import Settings, Shape, predict
+
+    return predict(Shape.from_config(config), Settings(batch_size, max_seq_length, backend="hf"))
+
+
+def test_8b_shape_memory_split_by_strategy():
+    one = plan_for(LLAMA_8B, 4)
+    ddp, fsdp = per_gpu(one, 2, "ddp"), per_gpu(one, 2, "fsdp")
+    assert ddp.weights == one.weights and one.total < ddp.total < one.total + 0.5 * GIB
+    assert fsdp.weights < 0.6 * one.weights and fsdp.activations == one.activations
+    assert fsdp.adapter == one.adapter / 2
+    assert per_gpu(one, 4, "fsdp").total < fsdp.total < one.total
+    assert per_gpu(one, 1, "fsdp") == one
+
+
+def test_a_32b_shape_needs_two_24gib_cards():
+    qwen_32b = {"hidden_size": 5120, "num_hidden_layers": 64, "intermediate_size": 27648, "vocab_size": 152064,
+                "num_attention_heads": 40, "num_key_value_heads": 8}
+    one = plan_for(qwen_32b, 2, 2048)
+    assert one.total > 24 * GIB > per_gpu(one, 2, "fsdp").total
+
+
+def test_fits_one_card_reads_the_model_config(tiny_model_dir):
+    from booktune.plan_distributed import describe, fits_one_card
+
+    train = build_config(None, {"model": str(tiny_model_dir), "batch_size": 1}).train
+    assert fits_one_card(train, 8 * G) is True
+    assert fits_one_card(train, 1) is False
+    assert fits_one_card(build_config(None, {"model": "org/not-on-disk"}).train, 8 * G) is None
+    lines = describe(train, 2, "fsdp")
+    assert lines[0].startswith("peak memory on each of 2 GPUs (FSDP)")
+
+
+@pytest.mark.slow
+def test_eval_device_scores_a_separate_copy_with_the_saved_adapter(tmp_path, books_dir, tiny_model_dir):
+    import booktune
+    from booktune.train.eval_device import eval_placement
+
+    assert eval_placement(None, "cuda:0", True) == ("cuda:0", True)
+    assert eval_placement("cuda:1", "cuda:0", True) == ("cuda:1", True)
+    assert eval_placement("cpu", "cuda:0", True) == ("cpu", False)
+    kw = {"model": str(tiny_model_dir), "samples": 1, "max_new_tokens": 4, "temperature": 0, "chunk_words": 120,
+          "overlap_words": 20, "max_steps": 2, "learning_rate": 5e-3, "dtype": "fp32", "device": "cpu",
+          "load_in_4bit": False}
+    same = booktune.run([books_dir / "thoreau_walden.pdf"], tmp_path / "same", **kw)
+    apart = booktune.run([books_dir / "thoreau_walden.pdf"], tmp_path / "apart", eval_device="cpu:0", **kw)
+    assert apart.before["loss"] == pytest.approx(same.before["loss"], rel=1e-6)
+    assert apart.after["loss"] == pytest.approx(same.after["loss"], rel=1e-5)
+    assert apart.after["loss"] != pytest.approx(apart.before["loss"], rel=1e-6)  # the adapter was attached
+    assert apart.samples[0].generated == same.samples[0].generated
+
+
+def test_fsdp_is_known_before_the_backend_is_chosen_and_unsloth_never_runs_it():
+    from booktune.train.distributed import early_strategy
+
+    two = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2"}
+    assert early_strategy("fsdp", {}) == "single"
+    assert early_strategy("fsdp", two) == "fsdp" and early_strategy("auto", two) == "ddp"
+    assert early_strategy("ddp", two | {"ACCELERATE_USE_FSDP": "true"}) == "fsdp"
+    with pytest.raises(DistributedError, match="unsloth backend does not run"):
+        scale_out("auto", device="cpu", settings={}, global_batch_size=None, batch_size=1, grad_accum=1,
+                  backend="unsloth", env=two | {"ACCELERATE_USE_FSDP": "true"})
