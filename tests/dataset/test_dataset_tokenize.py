@@ -1,0 +1,42 @@
+"""The truncation policy: over-long examples are split at sentence ends or dropped, never cut."""
+
+import pytest
+
+from booktune.config import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_PROMPT
+from booktune.dataset.format import make_record
+from booktune.dataset.tokenize import IGNORE, TruncationError, tokenize_records
+
+PASSAGE = " ".join(f"Sentence number {i} says a little more than the one before it." for i in range(40))
+
+
+def record(passage=PASSAGE, lead_in="the words before"):
+    return make_record(book="b", index=0, title="T", author="A", lead_in=lead_in, passage=passage,
+                       system_prompt=DEFAULT_SYSTEM_PROMPT, user_prompt=DEFAULT_USER_PROMPT)
+
+
+def trained_text(tokenizer, row):
+    return tokenizer.decode([t for t, lab in zip(row["input_ids"], row["labels"]) if lab != IGNORE])
+
+
+def test_split_keeps_every_word_and_every_end_marker(default_tokenizer):
+    rows, report = tokenize_records(default_tokenizer, [record()], max_seq_length=160, truncation="split",
+                                    system_prompt=DEFAULT_SYSTEM_PROMPT, user_prompt=DEFAULT_USER_PROMPT)
+    assert report.split >= 1 and report.dropped == 0 and report.tokens_lost == 0
+    assert len(rows) >= 3 and all(len(r["input_ids"]) <= 160 for r in rows)
+    texts = [trained_text(default_tokenizer, r) for r in rows]
+    assert all(t.endswith("<|im_end|>") for t in texts)
+    words = " ".join(t.removesuffix("<|im_end|>") for t in texts).split()
+    assert words == PASSAGE.split()
+    assert all(t.removesuffix("<|im_end|>").rstrip().endswith(".") for t in texts)  # cut at sentence ends
+
+
+def test_drop_counts_what_it_loses(default_tokenizer):
+    short = record(passage="A short passage that fits.")
+    rows, report = tokenize_records(default_tokenizer, [record(), short], max_seq_length=160, truncation="drop")
+    assert len(rows) == 1 and report.dropped == 1 and report.tokens_lost > 300
+    assert report.dropped_ids == ["b-00000"]
+
+
+def test_nothing_left_is_an_error_before_training(default_tokenizer):
+    with pytest.raises(TruncationError, match="max_seq_length 64"):
+        tokenize_records(default_tokenizer, [record()], max_seq_length=64, truncation="drop")
