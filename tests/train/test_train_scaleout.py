@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -125,7 +124,8 @@ def test_trainer_args_for_ddp_and_fsdp():
 def test_fsdp_args_are_accepted_by_transformers(tmp_path):
     from transformers import TrainingArguments
 
-    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, **trainer_args("fsdp", gradient_checkpointing=True))
+    extra = trainer_args("fsdp", gradient_checkpointing=True)
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, **extra)
     assert args.fsdp and args.fsdp_config["version"] == 2
 
 
