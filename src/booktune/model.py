@@ -7,7 +7,9 @@ loads take about 2 s. Nothing here touches the network unless the user names a H
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -85,10 +87,17 @@ def _default_model_dir() -> Path:
 
 
 def _convert_gguf(gguf: Path, out: Path) -> None:
+    from booktune.console import console, quiet_libraries
+
+    quiet_libraries()
+    # transformers' GGUF reader draws its own tqdm bar on stderr, which fights the status spinner.
+    with contextlib.redirect_stderr(io.StringIO()):
+        _convert_gguf_quietly(gguf, out, console)
+
+
+def _convert_gguf_quietly(gguf: Path, out: Path, console: Any) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from booktune.console import console
 
     with console.status(f"Converting the default model from {gguf.name} to safetensors (once)"):
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

@@ -89,6 +89,7 @@ def train_adapter(
     from datasets import Dataset
     from transformers import PrinterCallback, set_seed
 
+    from booktune.dataset.io import check_data_dir
     from booktune.model import load_tokenizer
     from booktune.train.artifacts import run_metadata, save_adapter, write_run_file
     from booktune.train.callbacks import DescribeCheckpoint, RichProgress, last_complete_checkpoint
@@ -105,6 +106,7 @@ def train_adapter(
     set_seed(seed)
 
     # 1. Data: conversations -> input_ids + labels, by the one masking function.
+    check_data_dir(data_dir)  # before any model loads: a wrong folder should fail in a second
     tokenizer = tokenizer or load_tokenizer(model, trust_remote_code=trust_remote_code)
     rows, report = train_rows(data_dir, tokenizer, max_seq_length=max_seq_length, truncation=truncation)
 
