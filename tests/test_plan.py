@@ -79,3 +79,15 @@ def test_plan_command_reads_only_the_config(tmp_path):
     assert "20.91B parameters" in result.output and "does NOT fit" in result.output
     result = runner.invoke(app, ["plan", "--model", str(tmp_path / "missing")])
     assert result.exit_code == 1 and "error" in result.output and "Traceback" not in result.output
+
+
+# Peaks measured on an H100 (docs/benchmarks.md "Memory plan"): (shape, backend, batch, lora_r, expert LoRA, GiB).
+# The two Llama rows fitted LAYER_WORK / MLP_WORK; the GPT-OSS rows (shared/notes/gpt-oss.md §6) did not.
+MEASURED = [("8b", "unsloth", 4, 16, True, 7.41), ("8b", "hf", 4, 16, True, 9.37), ("1b", "unsloth", 4, 16, True, 1.95),
+            ("gpt_oss", "unsloth", 1, 8, True, 13.9), ("gpt_oss", "unsloth", 1, 8, False, 13.0)]
+
+
+@pytest.mark.parametrize("kind,backend,batch,r,experts,gib", MEASURED)
+def test_predictions_are_within_15_percent_of_measured_peaks(kind, backend, batch, r, experts, gib):
+    settings = Settings(batch, 2048, backend, lora_r=r, expert_lora=experts)
+    assert predict(shape(kind), settings).allocated / GIB == pytest.approx(gib, rel=0.15)

@@ -27,6 +27,7 @@ def prepare(books: Sequence[str | Path] | str | Path, out: str | Path = "data", 
     return prepare_data(
         [books] if isinstance(books, (str, Path)) else list(books), out,
         chunk_words=p.chunk_words, overlap_words=p.overlap_words, eval_fraction=p.eval_fraction,
+        eval_books=p.eval_books,
         system_prompt=p.system_prompt, user_prompt=p.user_prompt,
         workers=p.workers, password=p.password, ocr=p.ocr,
         model=cfg.train.model, trust_remote_code=cfg.train.trust_remote_code, config=dump_config(cfg),

@@ -7,10 +7,10 @@ config object: the API unpacks it into plain function arguments.
 File layout (every section and key optional):
 
     [prepare]
-    chunk_words = 350
+    chunk_words = 200
     [train]
     model = "default"
-    learning_rate = 2e-4
+    learning_rate = 1e-3
     [eval]
     samples = 3
 """
@@ -41,12 +41,15 @@ class _Section(BaseModel):
 
 
 class PrepareConfig(_Section):
-    chunk_words: int = Field(350, ge=20, description="Target words per passage (the trained answer).")
+    chunk_words: int = Field(200, ge=20, description="Target words per passage (the trained answer).")
     overlap_words: int = Field(
         50, ge=0, description="Words before each passage that the user turn quotes as its lead-in (never trained)."
     )
     eval_fraction: float = Field(
         0.1, ge=0.0, lt=0.9, description="Share of each book held out for evaluation, taken from its end."
+    )
+    eval_books: list[str] = Field(
+        default_factory=list, description="Books held out whole for evaluation, by file name or stem."
     )
     system_prompt: str = Field(
         DEFAULT_SYSTEM_PROMPT, description="System prompt; {author} and {title} are filled in per book."
@@ -73,7 +76,7 @@ class TrainConfig(_Section):
     )
     epochs: float = Field(1.0, gt=0, description="Passes over the training split.")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: run all epochs).")
-    learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate (AdamW, cosine decay).")
+    learning_rate: float = Field(1e-3, gt=0, description="Peak learning rate (AdamW, cosine decay).")
     warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Share of steps spent warming the learning rate up.")
     batch_size: int = Field(1, ge=1, description="Examples per device per step.")
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps per optimizer step.")
@@ -97,6 +100,7 @@ class TrainConfig(_Section):
         None, description="Recompute activations to save memory (default: on with CUDA, off on CPU)."
     )
     logging_steps: int = Field(5, ge=1, description="Log the training loss every N steps.")
+    eval_steps: int = Field(50, ge=0, description="Score the held-out split every N steps during training (0: never).")
     save_steps: int = Field(50, ge=1, description="Save a resumable checkpoint every N steps.")
     save_total_limit: int = Field(2, ge=1, description="Checkpoints kept on disk.")
     seed: int = Field(42, description="Random seed for LoRA init and data order.")
@@ -131,7 +135,10 @@ class TrainConfig(_Section):
 
 
 class EvalConfig(_Section):
-    samples: int = Field(3, ge=0, description="Held-out prompts to continue after training.")
+    samples: int = Field(3, ge=0, description="Held-out prompts shown with base, tuned and real continuations.")
+    voice_prompts: int = Field(
+        16, ge=0, description="Held-out prompts continued by base and tuned model for the voice distance."
+    )
     max_new_tokens: int = Field(120, ge=1, description="Tokens per sample continuation.")
     temperature: float = Field(0.8, ge=0, description="Sampling temperature (0: greedy).")
     top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling threshold.")

@@ -21,8 +21,8 @@ GIB = 2**30
 NF4 = 0.53  # bytes per 4-bit value, absmax scales included
 CONTEXT = 0.5 * GIB  # CUDA context and cuBLAS workspace: on the card, outside PyTorch's allocator
 SLACK = 0.07  # allocator fragmentation: reserved over allocated
-LAYER_WORK = 5.0  # live bf16 tensors of one layer's width, per token, while it is recomputed and differentiated
-MLP_WORK = 5.0  # the same for the MLP's intermediate width (gate, up, act and their gradients)
+LAYER_WORK = 2.75  # live bf16 tensors of one layer's width, per token, while it is recomputed and differentiated
+MLP_WORK = 2.75  # the same for the MLP's intermediate width (gate, up, act and their gradients)
 ADAPTER = 10.0  # bytes per LoRA parameter: weight and gradient, plus AdamW's 8-bit moments (fp32 weights in Unsloth)
 OFFLOADED = 2  # checkpointed layer inputs Unsloth keeps on the GPU while the rest sit in CPU memory
 EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts")
@@ -137,8 +137,7 @@ def activation_bytes(shape: Shape, settings: Settings) -> float:
         return layer * shape.layers
     kept_layers = OFFLOADED if settings.backend == "unsloth" else shape.layers
     kept = tokens * shape.hidden * 2 * kept_layers
-    biggest = max(a * b for a, b in shape.mlp()) * (max(shape.experts, 1) if shape.experts else 1)
-    dequant = biggest * 2 * (2 if shape.experts else 1)  # bf16 copy of the largest quantized weight
+    dequant = max(a * b for a, b in shape.mlp()) * 2  # bf16 copy of the largest quantized matrix (one expert's)
     scores = 0.0
     if shape.model_type == "gpt_oss" and settings.backend == "hf":  # eager attention: S x S scores, fp32 softmax
         scores = settings.batch_size * shape.heads * settings.max_seq_length ** 2 * 6
@@ -235,6 +234,7 @@ def describe(shape: Shape, settings: Settings, card_bytes: float) -> list[str]:
                      "--backend unsloth quantizes them")
     batch = largest(shape, settings, card_bytes, "batch_size")
     seq = largest(shape, settings, card_bytes, "max_seq_length")
-    lines.append(f"  largest batch at {settings.max_seq_length} tokens: {batch or 'none'}; "
+    batch = f"{batch}+" if batch == 256 else batch or "none"  # the search stops at 256
+    lines.append(f"  largest batch at {settings.max_seq_length} tokens: {batch}; "
                  f"longest sequence at batch {settings.batch_size}: {seq or 'none'}")
     return lines

@@ -126,20 +126,18 @@ def _root(
     """Turn a shelf of books into a LoRA adapter that writes in their author's voice."""
 
 
-def _register_optional() -> None:
-    """Commands owned by other stages, registered when their modules are present."""
-    import importlib
+def _register_stage_commands() -> None:
+    """Commands that live beside their stage (one module each, so the stage's owner can change it alone)."""
+    from booktune.cli.inspect_cmd import inspect
+    from booktune.cli.plan_cmd import plan
+    from booktune.cli.preview_cmd import preview
+    from booktune.cli.report_cmd import report
 
-    for module, name in (("booktune.cli.inspect_cmd", "inspect"), ("booktune.cli.preview_cmd", "preview"),
-                         ("booktune.cli.plan_cmd", "plan")):
-        try:
-            fn = getattr(importlib.import_module(module), name)
-        except ImportError:
-            continue
-        app.command(name)(friendly(fn))
+    for fn in (inspect, preview, plan, report):
+        app.command(fn.__name__)(friendly(fn))
 
 
-_register_optional()
+_register_stage_commands()
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from booktune.dataset.chunk import Words
 from booktune.dataset.format import make_record
-from booktune.dataset.split import split_book
+from booktune.dataset.split import chapter_word_starts, split_book
 from booktune.fsutil import atomic_dir, atomic_write_text
 
 
@@ -29,6 +29,7 @@ class BookRows:
     eval: list[dict[str, Any]]
     words: int
     gap_words: int
+    split_by: str = "paragraphs"
 
 
 @dataclass
@@ -56,18 +57,25 @@ def book_slug(path: Path, taken: set[str]) -> str:
     return slug
 
 
+def is_named(path: Path, names: list[str] | tuple[str, ...]) -> bool:
+    """True when `path` is named in `names` by file name or stem (as `--eval-books` takes them)."""
+    return any(n in (path.name, path.stem) for n in names)
+
+
 def book_rows(book: Any, slug: str, *, chunk_words: int, overlap_words: int, eval_fraction: float,
-              system_prompt: str, user_prompt: str) -> BookRows:
-    """Chunk and format one book into train and eval conversations."""
+              system_prompt: str, user_prompt: str, hold_out: bool = False) -> BookRows:
+    """Chunk and format one book into train and eval conversations (all eval when `hold_out`)."""
     words = Words.from_text(book.text)
-    split = split_book(words, eval_fraction=eval_fraction, target=chunk_words, overlap=overlap_words)
+    starts = chapter_word_starts(book.text, [c.start for c in getattr(book, "chapters", [])])
+    split = split_book(words, eval_fraction=eval_fraction, target=chunk_words, overlap=overlap_words,
+                       chapter_starts=starts, hold_out=hold_out)
     author = book.author or "the author"
     fmt = {"title": book.title, "author": author, "system_prompt": system_prompt, "user_prompt": user_prompt}
     train = [make_record(book=slug, index=i, lead_in=c.lead_in, passage=c.passage, **fmt)
              for i, c in enumerate(split.train)]
     held = [make_record(book=slug, index=len(train) + i, lead_in=c.lead_in, passage=c.passage, **fmt)
             for i, c in enumerate(split.eval)]
-    return BookRows(slug, train, held, len(words), split.gap_words)
+    return BookRows(slug, train, held, len(words), split.gap_words, split.by)
 
 
 def write_texts(out: Path, books: list[Any], slugs: list[str]) -> None:

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 from booktune import __version__
 from booktune.console import console
-from booktune.dataset.build import BookRows, book_rows, book_slug, write_dataset, write_texts
+from booktune.dataset.build import BookRows, book_rows, book_slug, is_named, write_dataset, write_texts
 from booktune.dataset.format import check_prompt_templates
 from booktune.dataset.stats import percentiles, stats_table, token_lengths
 from booktune.fsutil import atomic_write_json
@@ -33,6 +33,7 @@ def prepare_data(
     chunk_words: int = 350,
     overlap_words: int = 50,
     eval_fraction: float = 0.1,
+    eval_books: Sequence[str] = (),
     system_prompt: str,
     user_prompt: str,
     workers: int | None = None,
@@ -50,10 +51,12 @@ def prepare_data(
     started = time.perf_counter()
     books, skipped_books = load_books(find_books(inputs), workers=workers, password=password, ocr=ocr)
     skipped = [(str(s.path), s.reason) for s in skipped_books]
+    check_eval_books(eval_books, [b.path for b in books] + [s.path for s in skipped_books])
     kept, rows, taken = [], [], set()
     for book in books:
         r = book_rows(book, book_slug(book.path, taken), chunk_words=chunk_words, overlap_words=overlap_words,
-                      eval_fraction=eval_fraction, system_prompt=system_prompt, user_prompt=user_prompt)
+                      eval_fraction=eval_fraction, system_prompt=system_prompt, user_prompt=user_prompt,
+                      hold_out=is_named(book.path, tuple(eval_books)))
         if r.words < chunk_words:
             skipped.append((str(book.path), f"shorter than one passage ({r.words} words < chunk_words {chunk_words})"))
             continue
@@ -80,7 +83,7 @@ def build_stats(books: list[Any], rows: list[BookRows], skipped: list[tuple[str,
     per_book = [
         {"slug": r.slug, "path": str(b.path), "title": b.title, "author": b.author, "pages": b.pages,
          "words": r.words, "notes": len(b.notes), "train": len(r.train), "eval": len(r.eval),
-         "gap_words": r.gap_words}
+         "gap_words": r.gap_words, "split_by": r.split_by}
         for b, r in zip(books, rows)
     ]
     totals = {k: sum(b[k] or 0 for b in per_book) for k in ("pages", "words", "notes", "train", "eval")}
@@ -94,6 +97,15 @@ def build_stats(books: list[Any], rows: list[BookRows], skipped: list[tuple[str,
         lengths = token_lengths(tokenizer, [x for r in rows for x in (*r.train, *r.eval)])
         stats["tokens"] = {"model": model, **percentiles(lengths)}
     return stats
+
+
+def check_eval_books(names: Sequence[str], paths: list[Path]) -> None:
+    """Every name in --eval-books must match a book, or the user would evaluate on text they meant to hold out."""
+    unknown = [n for n in names if not any(is_named(Path(p), (n,)) for p in paths)]
+    if unknown:
+        known = ", ".join(sorted(Path(p).name for p in paths))
+        raise PrepareError(f"config field prepare.eval_books: no book named {', '.join(map(repr, unknown))} "
+                           f"(books: {known})")
 
 
 def report_skipped(skipped: list[tuple[str, str]]) -> None:

@@ -17,9 +17,12 @@ class HeldOutLoss:
     perplexity: float
     tokens: int  # answer tokens scored
     examples: int
+    bits_per_byte: float | None = None  # total NLL in bits over the answers' UTF-8 bytes: comparable across tokenizers
+    bytes: int | None = None
 
-    def as_dict(self) -> dict[str, float | int]:
-        return {"loss": self.loss, "perplexity": self.perplexity, "tokens": self.tokens, "examples": self.examples}
+    def as_dict(self) -> dict[str, float | int | None]:
+        return {"loss": self.loss, "perplexity": self.perplexity, "tokens": self.tokens, "examples": self.examples,
+                "bits_per_byte": self.bits_per_byte, "bytes": self.bytes}
 
 
 def pad_batch(rows: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -48,8 +51,9 @@ def summed_nll(model: Any, batch: dict[str, torch.Tensor]) -> tuple[float, int]:
 
 
 def heldout_loss(model: Any, rows: list[dict[str, Any]], *, pad_id: int, batch_size: int = 4,
-                 label: str = "held-out loss") -> HeldOutLoss:
-    """Mean answer-token loss over `rows` (tokenized by booktune.dataset.tokenize), with a progress bar."""
+                 label: str = "held-out loss", tokenizer: Any = None) -> HeldOutLoss:
+    """Mean answer-token loss over `rows` (tokenized by booktune.dataset.tokenize), with a progress bar; bits per
+    byte too when `tokenizer` is given."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -63,4 +67,10 @@ def heldout_loss(model: Any, rows: list[dict[str, Any]], *, pad_id: int, batch_s
             bar.update(task, advance=len(chunk))
     model.train(was_training)
     loss = total / max(count, 1)
-    return HeldOutLoss(loss, math.exp(loss), count, len(rows))
+    result = HeldOutLoss(loss, math.exp(loss), count, len(rows))
+    if tokenizer is not None:
+        from booktune.evaluate.rows import answer_bytes
+
+        result.bytes = answer_bytes(tokenizer, rows)
+        result.bits_per_byte = total / math.log(2) / max(result.bytes, 1)
+    return result

@@ -150,3 +150,19 @@ def load_for_training(backend: str, spec: str, prec: Any, lora: LoraSettings, *,
 
         use_varlen(base_model)
     return base_model, hf_lora_config(lora)
+
+
+def load_base(backend_name: str, spec: str, prec: Any, *, max_seq_length: int, trust_remote_code: bool = False) -> Any:
+    """The base model alone (for a held-out loss before training), loaded by the backend that will train it, so
+    that `load_for_training` can wrap it in LoRA afterwards."""
+    from booktune.model import load_model, resolve_model
+
+    if resolve_backend(backend_name, prec.device) != "unsloth":
+        return load_model(spec, device=prec.device, dtype=prec.dtype, load_in_4bit=prec.load_in_4bit,
+                          trust_remote_code=trust_remote_code)
+    from unsloth import FastLanguageModel
+
+    path = resolve_model(spec).path
+    return FastLanguageModel.from_pretrained(model_name=path, max_seq_length=max_seq_length, dtype=prec.dtype,
+                                             load_in_4bit=prec.load_in_4bit, trust_remote_code=trust_remote_code,
+                                             local_files_only=os.path.isdir(path))[0]

@@ -64,6 +64,7 @@ def train_adapter(
     dtype: str = "auto",
     gradient_checkpointing: bool | None = None,
     logging_steps: int = 5,
+    eval_steps: int = 50,
     save_steps: int = 50,
     save_total_limit: int = 2,
     seed: int = 42,
@@ -90,6 +91,7 @@ def train_adapter(
     from transformers import PrinterCallback, set_seed
 
     from booktune.dataset.io import check_data_dir
+    from booktune.evaluate.rows import heldout_rows
     from booktune.model import load_tokenizer
     from booktune.train.artifacts import run_metadata, save_adapter, write_run_file
     from booktune.train.callbacks import DescribeCheckpoint, RichProgress, last_complete_checkpoint
@@ -109,6 +111,7 @@ def train_adapter(
     check_data_dir(data_dir)  # before any model loads: a wrong folder should fail in a second
     tokenizer = tokenizer or load_tokenizer(model, trust_remote_code=trust_remote_code)
     rows, report = train_rows(data_dir, tokenizer, max_seq_length=max_seq_length, truncation=truncation)
+    held = heldout_rows(data_dir, tokenizer, max_seq_length=max_seq_length, truncation=truncation) if eval_steps else []
 
     # 2. Precision and device: 4-bit NF4 base on CUDA unless turned off; bf16 where supported.
     prec = choose_precision(device, dtype, load_in_4bit, gradient_checkpointing)
@@ -128,12 +131,13 @@ def train_adapter(
     batching = choose_batching(backend, base_model, packing)
     train_data, collator = training_batches(rows, batching, max_len=max_seq_length,
                                             pad_token_id=tokenizer.pad_token_id)
+    eval_data = training_batches(held, batching, max_len=max_seq_length, pad_token_id=tokenizer.pad_token_id)[0]
 
     # 4. The loop: TRL's SFTTrainer on pre-tokenized rows (its own preparation is skipped: our labels stand).
     args = sft_args(run_dir, prec, epochs=epochs, max_steps=max_steps, learning_rate=learning_rate,
                     warmup_ratio=warmup_ratio, batch_size=batch_size, grad_accum=scale.grad_accum,
                     logging_steps=logging_steps, save_steps=save_steps, save_total_limit=save_total_limit,
-                    seed=seed, max_seq_length=max_seq_length,
+                    seed=seed, max_seq_length=max_seq_length, eval_steps=eval_steps if eval_data else 0,
                     extra=scale.trainer_args(prec.gradient_checkpointing) | {"train_sampling_strategy": batching.sampling})
     metadata = run_metadata(base_model=model, data_dir=str(data_dir), config=config)
     metadata["tokens"] = report.__dict__ | {"dropped_ids": report.dropped_ids[:20]}
@@ -141,6 +145,7 @@ def train_adapter(
         model=base_model,
         args=args,
         train_dataset=Dataset.from_list(train_data),
+        eval_dataset=Dataset.from_list(eval_data) if eval_data else None,  # scored every eval_steps
         processing_class=tokenizer,
         data_collator=collator,
         peft_config=lora,
@@ -216,7 +221,8 @@ def train_rows(data_dir: str | Path, tokenizer: Any, *, max_seq_length: int, tru
 
 def sft_args(run_dir: Path, prec: Precision, *, epochs: float, max_steps: int, learning_rate: float,
              warmup_ratio: float, batch_size: int, grad_accum: int, logging_steps: int, save_steps: int,
-             save_total_limit: int, seed: int, max_seq_length: int, extra: dict[str, Any] | None = None) -> Any:
+             save_total_limit: int, seed: int, max_seq_length: int, eval_steps: int = 0,
+             extra: dict[str, Any] | None = None) -> Any:
     from trl import SFTConfig
 
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "logs")  # transformers 5 reads the log dir from here
@@ -234,6 +240,10 @@ def sft_args(run_dir: Path, prec: Precision, *, epochs: float, max_steps: int, l
         fp16=str(prec.dtype) == "torch.float16",
         use_cpu=not prec.on_gpu,
         logging_steps=logging_steps,
+        eval_strategy="steps" if eval_steps else "no",
+        eval_steps=eval_steps or None,
+        per_device_eval_batch_size=batch_size,
+        prediction_loss_only=True,  # keep no [B, T, vocab] logits around while scoring
         save_steps=save_steps,
         save_total_limit=save_total_limit,
         seed=seed,
