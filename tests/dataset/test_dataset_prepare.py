@@ -13,7 +13,7 @@ from booktune.dataset.prepare import PrepareError
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory, books_dir):
     out = tmp_path_factory.mktemp("data")
-    return booktune.prepare(books_dir, out, model=None), out
+    return booktune.prepare(books_dir, out, chunk_words=350), out
 
 
 def test_layout_and_stats(prepared):
@@ -63,7 +63,7 @@ def test_a_folder_goes_on_past_bad_books(tmp_path, books_dir):
     shutil.copy(books_dir / "thoreau_walden.pdf", folder)
     (folder / "notes.pdf").write_text("this is not a PDF")
     (folder / "short.txt").write_text("Far too short to make a single passage of prose.\n")
-    result = booktune.prepare(folder, tmp_path / "data", model=None)
+    result = booktune.prepare(folder, tmp_path / "data")
     skipped = dict((p.split("/")[-1], why) for p, why in result.skipped)
     assert set(skipped) == {"notes.pdf", "short.txt"}
     assert "shorter than one passage" in skipped["short.txt"]
@@ -74,5 +74,5 @@ def test_a_folder_goes_on_past_bad_books(tmp_path, books_dir):
 def test_nothing_usable_is_one_clear_error(tmp_path):
     (tmp_path / "short.txt").write_text("Too short.\n")
     with pytest.raises(PrepareError, match="short.txt"):
-        booktune.prepare(tmp_path, tmp_path / "data", model=None)
+        booktune.prepare(tmp_path, tmp_path / "data")
     assert not (tmp_path / "data" / "stats.json").exists()

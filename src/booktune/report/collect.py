@@ -90,7 +90,8 @@ def metrics_table(heldout: dict[str, Any]) -> Table:
         change = f"{100 * (a[key] / b[key] - 1):+.1f}%"
         rows.append([label, fmt.format(b[key]), fmt.format(a[key]), change])
     note = (f"{a.get('tokens', 0):,} answer tokens ({a.get('bytes') or 0:,} bytes) in {a.get('examples', 0)} held-out"
-            " examples, labelled by the same masking function as training") if a else "no held-out split"
+            " examples, labelled by the same masking function as training") if a else (
+        "held-out loss not measured for this run (`booktune run` scores the base and the tuned model)")
     return Table("Held-out metrics, before and after training", ["metric", "base", "tuned", "change"], rows, note)
 
 

@@ -93,12 +93,10 @@ def train_adapter(
     from booktune.dataset.io import check_data_dir
     from booktune.evaluate.rows import heldout_rows
     from booktune.model import load_tokenizer
-    from booktune.train.artifacts import run_metadata, save_adapter, write_run_file
-    from booktune.train.callbacks import DescribeCheckpoint, RichProgress, last_complete_checkpoint
-    from booktune.train.distributed import (full_state_dict, is_main_process, scale_out, silence_other_ranks,
-                                            wait_for_everyone)
+    from booktune.train.artifacts import run_metadata
+    from booktune.train.callbacks import DescribeCheckpoint, RichProgress
+    from booktune.train.distributed import scale_out, silence_other_ranks
     from booktune.train.packing import choose_batching, training_batches
-    from booktune.train.plot import plot_loss
     from booktune.train.trainer import sft_trainer_class
 
     quiet_libraries()
@@ -158,26 +156,43 @@ def train_adapter(
         if note:
             console.print(f"  {scale.processes} processes: {note}")
 
-    checkpoint = last_complete_checkpoint(run_dir / "checkpoints") if resume else None
-    if resume:
-        console.print(f"resuming from {checkpoint}" if checkpoint else "[yellow]--resume: no complete checkpoint, "
-                      "starting from scratch")
     started = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    output = trainer.train(resume_from_checkpoint=resume_point(run_dir, resume))
     trainer.model.config.use_cache = True  # for sampling after training
 
     # 5. Artifacts: adapter + tokenizer + template + metadata, loss plot, run file.
     metadata["train"] = {"seconds": round(time.perf_counter() - started, 1), "steps": trainer.state.global_step,
                          "train_loss": output.training_loss, "examples": len(rows)}
-    adapter_dir = run_dir / "adapter"
-    state = full_state_dict(trainer) if scale.strategy == "fsdp" else None  # gathered by every rank
+    adapter_dir = save_outputs(trainer, tokenizer, run_dir, metadata, fsdp=scale.strategy == "fsdp")
+    return TrainResult(run_dir, adapter_dir, trainer.model, tokenizer, trainer.state.log_history, metadata)
+
+
+def resume_point(run_dir: Path, resume: bool) -> str | None:
+    """The last complete checkpoint to resume from, or None for a fresh start (said aloud under --resume)."""
+    from booktune.train.callbacks import last_complete_checkpoint
+
+    if not resume:
+        return None
+    checkpoint = last_complete_checkpoint(run_dir / "checkpoints")
+    console.print(f"resuming from {checkpoint}" if checkpoint else "[yellow]--resume: no complete checkpoint, "
+                  "starting from scratch")
+    return str(checkpoint) if checkpoint else None
+
+
+def save_outputs(trainer: Any, tokenizer: Any, run_dir: Path, metadata: dict[str, Any], *, fsdp: bool) -> Path:
+    """Adapter, loss plot and run file, written once (rank 0) after every rank has finished."""
+    from booktune.train.artifacts import save_adapter, write_run_file
+    from booktune.train.distributed import full_state_dict, is_main_process, wait_for_everyone
+    from booktune.train.plot import plot_loss
+
+    state = full_state_dict(trainer) if fsdp else None  # FSDP: gathered by every rank
     if is_main_process():
         save_adapter(trainer.model, tokenizer, run_dir, metadata, state_dict=state)
         plot_loss(trainer.state.log_history, run_dir / "loss.png")
         write_run_file(run_dir, metadata | {"log_history": trainer.state.log_history})
-        console.print(f"adapter saved to [bold]{adapter_dir}[/]")
+        console.print(f"adapter saved to [bold]{run_dir / 'adapter'}[/]")
     wait_for_everyone()  # no rank returns before the adapter is on disk
-    return TrainResult(run_dir, adapter_dir, trainer.model, tokenizer, trainer.state.log_history, metadata)
+    return run_dir / "adapter"
 
 
 @dataclass(frozen=True)
