@@ -7,7 +7,7 @@ config object: the API unpacks it into plain function arguments.
 File layout (every section and key optional):
 
     [prepare]
-    chunk_words = 200
+    chunk_words = 350
     [train]
     model = "default"
     learning_rate = 1e-3
@@ -41,7 +41,7 @@ class _Section(BaseModel):
 
 
 class PrepareConfig(_Section):
-    chunk_words: int = Field(200, ge=20, description="Target words per passage (the trained answer).")
+    chunk_words: int = Field(350, ge=20, description="Target words per passage (the trained answer).")
     overlap_words: int = Field(
         50, ge=0, description="Words before each passage that the user turn quotes as its lead-in (never trained)."
     )

@@ -226,7 +226,7 @@ def test_eval_device_scores_a_separate_copy_with_the_saved_adapter(tmp_path, boo
     assert apart.before["loss"] == pytest.approx(same.before["loss"], rel=1e-6)
     assert apart.after["loss"] == pytest.approx(same.after["loss"], rel=1e-5)
     assert apart.after["loss"] != pytest.approx(apart.before["loss"], rel=1e-6)  # the adapter was attached
-    assert apart.samples[0].generated == same.samples[0].generated
+    assert apart.samples[0].tuned == same.samples[0].tuned
 
 
 def test_fsdp_is_known_before_the_backend_is_chosen_and_unsloth_never_runs_it():

@@ -284,4 +284,4 @@ def print_plan(model: Any, report: Any, rows: list, args: Any, prec: Precision) 
     console.print(f"  parameters: {trainable:,} trainable of {total:,} ({100 * trainable / max(total, 1):.2f}%)")
     for line in report.lines():
         console.print(f"  {line}")
-    console.print(f"  optimizer steps: {steps} ({per_step} examples per step)")
+    console.print(f"  optimizer steps: {steps} ({per_step} rows per step)")
