@@ -61,7 +61,7 @@ def test_two_processes_match_one_and_write_each_file_once(tmp_path, data_dir, ti
     run = tmp_path / "two"
     booktune.train(data_dir, run, model=str(tiny_model_dir), gpus=2, **TRAIN)
     printed = capfd.readouterr().out
-    assert printed.count("adapter saved to") == 1 and printed.count("optimizer steps: 4 (4 examples per step)") == 1
+    assert printed.count("adapter saved to") == 1 and printed.count("optimizer steps: 4 (4 rows per step)") == 1
     assert "torchrun --standalone --nproc_per_node=2 -m booktune train" in printed
 
     assert [s for s, _ in losses(run)] == [1, 2, 3, 4]
