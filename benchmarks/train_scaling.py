@@ -35,6 +35,8 @@ if (HERE.parent / "src" / "booktune").is_dir():
 for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
     os.environ.setdefault(key, "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from train_throughput import Counting  # noqa: E402  (same token counter as the 1-GPU benchmark)
+
 GIB = 2**30
 # Real shapes with Llama layers (Qwen2.5's q/k/v biases left out): 32B and 72B dims.
 FSDP_SHAPES = {
@@ -98,17 +100,6 @@ def build_trainer(spec: dict, counter_box: list) -> tuple:
                     extra=scale.trainer_args(True) | {"train_sampling_strategy": batching.sampling})
     return sft_trainer_class()(model=model, args=args, train_dataset=Dataset.from_list(data), processing_class=tok,
                                data_collator=counter, peft_config=peft_config), scale, backend
-
-
-class Counting:
-    """Wraps a collator; records this rank's non-padding tokens per batch."""
-
-    def __init__(self, collate):
-        self.collate, self.tokens = collate, []
-
-    def __call__(self, rows):
-        self.tokens.append(sum(len(r["input_ids"]) for r in rows))
-        return self.collate(rows)
 
 
 def timer(spec: dict):

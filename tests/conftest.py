@@ -54,3 +54,14 @@ def tiny_model_dir(tmp_path_factory, default_tokenizer) -> Path:
     LlamaForCausalLM(config).save_pretrained(out, safe_serialization=True)
     default_tokenizer.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory, books_dir, tiny_model_dir) -> Path:
+    """Walden prepared in short passages with the tiny model's tokenizer: the data for tiny training runs."""
+    import booktune
+
+    out = tmp_path_factory.mktemp("tiny-data")
+    booktune.prepare([books_dir / "thoreau_walden.pdf"], out, model=str(tiny_model_dir), chunk_words=120,
+                     overlap_words=20)
+    return out

@@ -13,16 +13,12 @@ from typing import Any, Sequence
 from booktune.config import Config, build_config, dump_config
 
 
-def resolve_config(config: str | Path | Config | None, overrides: dict[str, Any]) -> Config:
-    return build_config(config, overrides)
-
-
 def prepare(books: Sequence[str | Path] | str | Path, out: str | Path = "data", *,
             config: str | Path | Config | None = None, **overrides: Any):
     """Extract, clean, chunk and format books into a DATA folder. Returns a PrepareResult (out, stats, skipped)."""
     from booktune.dataset import prepare_data
 
-    cfg = resolve_config(config, overrides)
+    cfg = build_config(config, overrides)
     p = cfg.prepare
     return prepare_data(
         [books] if isinstance(books, (str, Path)) else list(books), out,
@@ -34,23 +30,18 @@ def prepare(books: Sequence[str | Path] | str | Path, out: str | Path = "data", 
     )
 
 
-def train_kwargs(cfg: Config) -> dict[str, Any]:
-    """The train section as plain keyword arguments for `train_adapter`."""
-    return cfg.train.model_dump()
-
-
 def train(data: str | Path, out: str | Path = "runs/booktune", *, config: str | Path | Config | None = None,
           resume: bool = False, **overrides: Any):
     """Train a LoRA adapter on a DATA folder into RUN. Returns a TrainResult."""
     from booktune.train.recipe import train_adapter
 
-    cfg = resolve_config(config, overrides)
+    cfg = build_config(config, overrides)
     fresh_start(Path(out), resume)
     from booktune.train.launch import launch_training, wants_launch
 
     if wants_launch(cfg.train.gpus):  # --gpus N: one process per card, each running this same function
         return launch_training(data, out, cfg, resume=resume)
-    return train_adapter(data, out, resume=resume, config=dump_config(cfg), **train_kwargs(cfg))
+    return train_adapter(data, out, resume=resume, config=dump_config(cfg), **cfg.train.model_dump())
 
 
 def fresh_start(run_dir: Path, resume: bool) -> None:
@@ -66,7 +57,7 @@ def run(books: Sequence[str | Path] | str | Path, out: str | Path = "outputs/boo
     """prepare -> held-out loss -> train -> held-out loss -> samples -> summary. Returns a RunResult."""
     from booktune.pipeline import run_pipeline
 
-    cfg = resolve_config(config, overrides)
+    cfg = build_config(config, overrides)
     if cfg.train.gpus:
         from booktune.train.distributed import DistributedError
 

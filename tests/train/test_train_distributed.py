@@ -29,17 +29,9 @@ RUN_FILES = {"adapter", "booktune.json", "checkpoints", "launch-config.json", "l
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory, books_dir, tiny_model_dir) -> Path:
-    out = tmp_path_factory.mktemp("data")
-    booktune.prepare([books_dir / "thoreau_walden.pdf"], out, model=str(tiny_model_dir), chunk_words=120,
-                     overlap_words=20)
-    return out
-
-
-@pytest.fixture(scope="module")
-def one_process(tmp_path_factory, data_dir, tiny_model_dir) -> Path:
+def one_process(tmp_path_factory, tiny_data_dir, tiny_model_dir) -> Path:
     run = tmp_path_factory.mktemp("one")
-    booktune.train(data_dir, run, model=str(tiny_model_dir), **TRAIN)
+    booktune.train(tiny_data_dir, run, model=str(tiny_model_dir), **TRAIN)
     return run
 
 
@@ -57,9 +49,9 @@ def assert_same_adapter(a: Path, b: Path) -> None:
         torch.testing.assert_close(wa[key], wb[key], rtol=1e-4, atol=1e-6)
 
 
-def test_two_processes_match_one_and_write_each_file_once(tmp_path, data_dir, tiny_model_dir, one_process, capfd):
+def test_two_processes_match_one_and_write_each_file_once(tmp_path, tiny_data_dir, tiny_model_dir, one_process, capfd):
     run = tmp_path / "two"
-    booktune.train(data_dir, run, model=str(tiny_model_dir), gpus=2, **TRAIN)
+    booktune.train(tiny_data_dir, run, model=str(tiny_model_dir), gpus=2, **TRAIN)
     printed = capfd.readouterr().out
     assert printed.count("adapter saved to") == 1 and printed.count("optimizer steps: 4 (4 rows per step)") == 1
     assert "torchrun --standalone --nproc_per_node=2 -m booktune train" in printed
@@ -96,13 +88,13 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_a_killed_two_process_run_resumes_in_two_and_in_one(tmp_path, data_dir, tiny_model_dir, one_process):
+def test_a_killed_two_process_run_resumes_in_two_and_in_one(tmp_path, tiny_data_dir, tiny_model_dir, one_process):
     killed = tmp_path / "killed"
     script = tmp_path / "kill.py"
     script.write_text(KILL_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           str(script), str(data_dir), str(killed), str(tiny_model_dir), repr(TRAIN)],
+                           str(script), str(tiny_data_dir), str(killed), str(tiny_model_dir), repr(TRAIN)],
                           capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode != 0 and "Signal 9 (SIGKILL)" in proc.stderr, proc.stderr[-3000:]
     assert not (killed / "adapter").exists()
@@ -110,8 +102,8 @@ def test_a_killed_two_process_run_resumes_in_two_and_in_one(tmp_path, data_dir, 
 
     in_one = tmp_path / "in-one"
     shutil.copytree(killed, in_one)
-    booktune.train(data_dir, killed, model=str(tiny_model_dir), gpus=2, resume=True, **TRAIN)
-    booktune.train(data_dir, in_one, model=str(tiny_model_dir), resume=True, **TRAIN)
+    booktune.train(tiny_data_dir, killed, model=str(tiny_model_dir), gpus=2, resume=True, **TRAIN)
+    booktune.train(tiny_data_dir, in_one, model=str(tiny_model_dir), resume=True, **TRAIN)
     for run in (killed, in_one):
         assert [s for s, _ in losses(run)] == [1, 2, 3, 4]
         for (_, a), (_, b) in zip(losses(run), losses(one_process)):

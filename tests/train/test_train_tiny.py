@@ -8,21 +8,12 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import load_file
 
 import booktune
 
 TINY = {"max_steps": 4, "save_steps": 2, "logging_steps": 1, "learning_rate": 5e-3, "max_seq_length": 1024}
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory, books_dir, tiny_model_dir) -> Path:
-    out = tmp_path_factory.mktemp("data")
-    booktune.prepare([books_dir / "thoreau_walden.pdf"], out, model=str(tiny_model_dir), chunk_words=120,
-                     overlap_words=20)
-    return out
 
 
 def test_run_writes_a_self_describing_run(tmp_path, books_dir, tiny_model_dir):
@@ -47,8 +38,8 @@ def test_run_writes_a_self_describing_run(tmp_path, books_dir, tiny_model_dir):
         assert (ckpt / "booktune.json").is_file() and (ckpt / "tokenizer.json").is_file()
 
 
-def test_chat_reloads_the_run_without_the_original_command(tmp_path, data_dir, tiny_model_dir):
-    booktune.train(data_dir, tmp_path, model=str(tiny_model_dir), **TINY)
+def test_chat_reloads_the_run_without_the_original_command(tmp_path, tiny_data_dir, tiny_model_dir):
+    booktune.train(tiny_data_dir, tmp_path, model=str(tiny_model_dir), **TINY)
     reply = booktune.chat(tmp_path, "Hello", max_new_tokens=4, temperature=0)
     assert isinstance(reply, str)
 
@@ -75,17 +66,17 @@ def adapter_weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(run / "adapter" / "adapter_model.safetensors")
 
 
-def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, data_dir, tiny_model_dir):
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, tiny_data_dir, tiny_model_dir):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    booktune.train(data_dir, whole, model=str(tiny_model_dir), max_steps=6, save_steps=2, logging_steps=1,
+    booktune.train(tiny_data_dir, whole, model=str(tiny_model_dir), max_steps=6, save_steps=2, logging_steps=1,
                    learning_rate=5e-3)
     script = tmp_path / "kill.py"
     script.write_text(KILL_SCRIPT)
-    proc = subprocess.run([sys.executable, str(script), str(data_dir), str(killed), str(tiny_model_dir), "4"],
+    proc = subprocess.run([sys.executable, str(script), str(tiny_data_dir), str(killed), str(tiny_model_dir), "4"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert not (killed / "adapter").exists()  # nothing that looks finished
-    booktune.train(data_dir, killed, model=str(tiny_model_dir), max_steps=6, save_steps=2, logging_steps=1,
+    booktune.train(tiny_data_dir, killed, model=str(tiny_model_dir), max_steps=6, save_steps=2, logging_steps=1,
                    learning_rate=5e-3, resume=True)
     a, b = adapter_weights(whole), adapter_weights(killed)
     assert a.keys() == b.keys()
@@ -93,12 +84,12 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, data_dir, ti
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
 
 
-def test_cli_chat_is_interactive_and_streams(tmp_path, data_dir, tiny_model_dir):
+def test_cli_chat_is_interactive_and_streams(tmp_path, tiny_data_dir, tiny_model_dir):
     from typer.testing import CliRunner
 
     from booktune.cli import app
 
-    booktune.train(data_dir, tmp_path, model=str(tiny_model_dir), max_steps=1)
+    booktune.train(tiny_data_dir, tmp_path, model=str(tiny_model_dir), max_steps=1)
     result = CliRunner().invoke(app, ["chat", str(tmp_path), "--max-new-tokens", "3", "--temperature", "0"],
                                 input="Hello there\n/reset\nAgain\n/exit\n")
     assert result.exit_code == 0, result.output
