@@ -78,6 +78,7 @@ def build_model(name: str, root: Path, device: str = "cuda") -> Path:
     model.save_pretrained(out, max_shard_size="5GB")
     save_tokenizer(model.config.vocab_size, out)
     del model
+    torch.cuda.empty_cache()  # the caller launches training processes on this card next
     (out / "booktune-bench.json").write_text(json.dumps({"params": params,
                                                          "seconds": round(time.perf_counter() - started, 1)}))
     return out

@@ -12,8 +12,9 @@ train/distributed.py's DDP/FSDP settings) on seed-shaped rows (550-1100 tokens, 
 DDP: llama-8b, QLoRA r16, per-GPU batch 4 x 2048 packed, on 1 and on 2 GPUs: non-padding tok/s over all ranks,
 speed-up, per-GPU peak allocated/reserved, and booktune plan's per-GPU prediction.
 FSDP: every process capped at --cap-gib with torch.cuda.set_per_process_memory_fraction (two 4090s stand-in); the
-shape is the largest of FSDP_SHAPES that plan says one capped card cannot train and two can; it is tried on one
-capped card (expected: out of memory) and trained on two. A random 32B checkpoint is ~65 GB of bf16 on disk.
+shape is the largest of FSDP_SHAPES that plan says one capped card cannot train and two can; it is trained on two
+capped cards, then tried on one at --single-batch (default 1, the least memory a run can take; on 2 x H100 the 32B
+shape fit one capped card at batch 1 and ran out of memory at batch 4, the batch two cards trained). A random 32B checkpoint is ~65 GB of bf16 on disk.
 Set NCCL_NVLS_ENABLE=0 etc. in the environment as the machine needs; they are passed on to every process.
 """
 
@@ -49,7 +50,8 @@ FSDP_SHAPES = {
 }
 
 
-def plan_gib(spec: dict, gpus: int, strategy: str) -> float:
+def plan_gib(spec: dict, gpus: int, strategy: str, part: str = "total") -> float:
+    """booktune plan's per-GPU prediction: 'total' (what the card must hold) or 'allocated' (peak allocated)."""
     from bench_models import build_config
 
     from booktune.plan import Settings, Shape, predict
@@ -57,7 +59,7 @@ def plan_gib(spec: dict, gpus: int, strategy: str) -> float:
 
     single = predict(Shape.from_config(build_config(spec["shape"])),
                      Settings(spec["batch"], spec["seq"], backend=spec["backend"], lora_r=spec["lora_r"]))
-    return per_gpu(single, gpus, strategy).total / GIB
+    return getattr(per_gpu(single, gpus, strategy), part) / GIB
 
 
 def build_trainer(spec: dict, counter_box: list) -> tuple:
@@ -79,7 +81,9 @@ def build_trainer(spec: dict, counter_box: list) -> tuple:
     from booktune.train.trainer import sft_trainer_class
 
     prec = Precision(pick_device(None), torch.bfloat16, True, True)
-    scale = scale_out(spec["strategy"], device=prec.device, settings={}, global_batch_size=None,
+    plan_fields = {"model": spec["model_dir"], "batch_size": spec["batch"], "max_seq_length": spec["seq"],
+                   "lora_r": spec["lora_r"], "load_in_4bit": True, "gradient_checkpointing": True, "backend": backend}
+    scale = scale_out(spec["strategy"], device=prec.device, settings=plan_fields, global_batch_size=None,
                       batch_size=spec["batch"], grad_accum=1, backend=backend)
     tok = AutoTokenizer.from_pretrained(spec["model_dir"])
     lora = LoraSettings(spec["lora_r"], 2 * spec["lora_r"], 0.0, ["all-linear"], 42)
@@ -99,7 +103,8 @@ def build_trainer(spec: dict, counter_box: list) -> tuple:
                     seed=42, max_seq_length=spec["seq"],
                     extra=scale.trainer_args(True) | {"train_sampling_strategy": batching.sampling})
     return sft_trainer_class()(model=model, args=args, train_dataset=Dataset.from_list(data), processing_class=tok,
-                               data_collator=counter, peft_config=peft_config), scale, backend
+                               data_collator=counter, peft_config=peft_config,
+                               callbacks=scale.callbacks()), scale, backend
 
 
 def timer(spec: dict):
@@ -157,7 +162,10 @@ def worker(spec: dict) -> None:
             "s_per_step": round(seconds / spec["steps"], 3),
             "peak_alloc_gib": [round(float(r[1]) / GIB, 2) for r in rows],
             "peak_reserved_gib": [round(float(r[2]) / GIB, 2) for r in rows],
-            "plan_gib": round(plan_gib(spec, scale.processes, scale.strategy), 2)}), flush=True)
+            "plan_alloc_gib": round(plan_gib(spec | {"backend": backend}, scale.processes, scale.strategy,
+                                             "allocated"), 2),
+            "plan_total_gib": round(plan_gib(spec | {"backend": backend}, scale.processes, scale.strategy), 2)}),
+              flush=True)
 
 
 def launch(spec: dict, gpus: int, timeout: int) -> dict:
@@ -170,6 +178,8 @@ def launch(spec: dict, gpus: int, timeout: int) -> dict:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"name": spec["name"], "gpus": gpus, "error": f"timed out after {timeout} s"}
+    log = Path(os.environ.get("BENCH_LOG_DIR", "/tmp")) / f"{spec['name']}-{gpus}gpu.log"
+    log.write_text(proc.stdout + "\n---- stderr ----\n" + proc.stderr)  # the whole story of a failed launch
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:]) | {"wall_s": round(time.perf_counter() - started)}
@@ -204,7 +214,10 @@ def drive(a: argparse.Namespace) -> None:
         else:
             spec = fsdp | {"shape": shape, "name": f"fsdp-{shape}",
                            "model_dir": str(bench_models.build_model(shape, a.models))}
-            results += [launch(spec | {"strategy": "single"}, 1, a.timeout), launch(spec, 2, a.timeout)]
+            # Two capped cards first (the run that must work), then one at --single-batch.
+            results.append(launch(spec, 2, a.timeout))
+            if a.single_batch:
+                results.append(launch(spec | {"batch": a.single_batch}, 1, a.timeout))
     with a.out.open("a") as f:
         for row in results:
             print(json.dumps(row), flush=True)
@@ -219,7 +232,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("train_scaling.jsonl"))
     ap.add_argument("--backend", default="auto", help="DDP part: auto (Unsloth when installed) or hf")
     ap.add_argument("--batch", type=int, default=4, help="per-GPU batch, DDP part")
-    ap.add_argument("--fsdp-batch", type=int, default=2, help="per-GPU batch, FSDP part")
+    ap.add_argument("--fsdp-batch", type=int, default=4, help="per-GPU batch, FSDP part")
+    ap.add_argument("--single-batch", type=int, default=1, help="batch of the FSDP part's one-card attempt (0: skip it)")
     ap.add_argument("--seq", type=int, default=2048)
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=3)

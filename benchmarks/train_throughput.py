@@ -163,7 +163,7 @@ def run_unsloth(spec: dict) -> tuple:
     return trainer, counter, time.perf_counter() - started, "padded"
 
 
-def run_booktune(spec: dict, backend: str) -> tuple:
+def run_booktune(spec: dict, backend: str, liger: bool = False) -> tuple:
     from booktune.train.backends import LoraSettings, load_for_training, resolve_backend
 
     backend = resolve_backend(backend, "cuda:0")  # first: imports Unsloth before transformers when chosen
@@ -188,8 +188,8 @@ def run_booktune(spec: dict, backend: str) -> tuple:
     counter = Counting(collate)
     args = sft_args(Path(f"/tmp/bench-out/{spec['run']}"), prec, epochs=1, max_steps=spec["warmup"] + spec["steps"],
                     learning_rate=2e-4, warmup_ratio=0.03, batch_size=spec["batch"], grad_accum=1,
-                    logging_steps=1000, save_steps=100000, save_total_limit=1, seed=42, max_seq_length=spec["seq"],
-                    extra={"train_sampling_strategy": batching.sampling})
+                    logging_steps=1, save_steps=100000, save_total_limit=1, seed=42, max_seq_length=spec["seq"],
+                    extra={"train_sampling_strategy": batching.sampling, "use_liger_kernel": liger})
     trainer = sft_trainer_class()(model=model, args=args, train_dataset=Dataset.from_list(data),
                                   processing_class=tok, data_collator=counter, peft_config=peft_config)
     return trainer, counter, time.perf_counter() - started, f"{backend}: {batching.mode} ({batching.why})"
@@ -199,7 +199,8 @@ def child(spec: dict) -> dict:
     import torch
 
     runner = {"plain": run_plain, "unsloth": run_unsloth, "booktune": lambda s: run_booktune(s, "auto"),
-              "booktune-hf": lambda s: run_booktune(s, "hf")}[spec["run"]]
+              "booktune-hf": lambda s: run_booktune(s, "hf"),
+              "booktune-hf-liger": lambda s: run_booktune(s, "hf", liger=True)}[spec["run"]]
     trainer, counter, load_s, batches = runner(spec)
     load_peak = torch.cuda.max_memory_allocated() / GIB
     meter = meter_callback(spec, counter)
@@ -217,6 +218,7 @@ def child(spec: dict) -> dict:
             "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / GIB, 2),
             "load_peak_alloc_gib": round(load_peak, 2), "load_s": round(load_s, 1),
             "first_step_s": round(meter.first_step or 0, 1),
+            "losses": [round(e["loss"], 4) for e in trainer.state.log_history if "loss" in e][:3],
             "mfu": round(6 * spec["active_params"] * tok_s / (spec["peak_tflops"] * 1e12), 3)}
 
 

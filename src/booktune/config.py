@@ -110,6 +110,10 @@ class TrainConfig(_Section):
         "auto", description="Training library: 'unsloth', 'hf' (transformers + PEFT + bitsandbytes), or 'auto' "
                             "(Unsloth when a CUDA GPU is present and it is installed, else hf).",
     )
+    liger: Literal["auto", "on", "off"] = Field(
+        "auto", description="Liger's fused Triton kernels (RMSNorm, SwiGLU, RoPE, loss) on the hf backend: 'auto' "
+                            "uses them on a CUDA GPU when liger-kernel is installed.",
+    )
     packing: bool = Field(
         True, description="Pack examples into max_seq_length rows, each attending only to itself "
                           "(off, or where isolation is unavailable: padded batches of similar length).",

@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from booktune.fsutil import atomic_dir
 
@@ -167,6 +167,23 @@ def pick_dtype(dtype: str, device: str) -> Any:
     return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
 
 
+@contextlib.contextmanager
+def cpu_threads(wide: bool) -> Iterator[None]:
+    """Quantize on every core this process's share allows. torchrun starts each process with one thread, and a
+    4-bit base loaded on the CPU for FSDP is quantized there: bitsandbytes does about 32M values a second a thread
+    on this project's CPU, so a 32B base would take some 16 minutes on one."""
+    import torch
+
+    before = torch.get_num_threads()
+    if wide:
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+        torch.set_num_threads(max(before, (os.cpu_count() or 1) // max(local, 1)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def load_model(
     spec: str | None,
     *,
@@ -196,6 +213,7 @@ def load_model(
         )
     kwargs["device_map"] = {"": device}
     try:
-        return AutoModelForCausalLM.from_pretrained(source.path, **kwargs)
+        with cpu_threads(device == "cpu" and load_in_4bit):
+            return AutoModelForCausalLM.from_pretrained(source.path, **kwargs)
     except OSError as e:
         raise ModelError(f"{source.name}: cannot load the model: {str(e).splitlines()[0]}") from None

@@ -4,11 +4,12 @@
 - weights: DDP keeps a whole copy per GPU; FSDP keeps 1/N, plus the decoder layers it has gathered whole at a time
   (the current one and the prefetched next one).
 - adapter: LoRA weights, gradients and optimizer moments. DDP keeps them whole, plus the gradient buckets it
-  all-reduces (4 bytes a LoRA parameter); FSDP shards them 1/N.
+  all-reduces (4 bytes a LoRA parameter); FSDP shards them 1/N, with fp32 moments (torch's AdamW).
 - activations: set by the per-GPU batch (batch_size x max_seq_length), the same under both.
 - overhead: CUDA context, the same. (NCCL's own buffers, a few hundred MiB, are not counted yet.)
 
-The split has not been checked against peaks measured on several GPUs yet (benchmarks/train_scaling.py).
+Checked against peaks measured on 2 x H100 (benchmarks/train_scaling.py, docs/benchmarks.md "Scale-out"): within
+-4 % to +4 % of the measured peak allocated for DDP on the 8B shape and FSDP on the 32B shape.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from booktune.plan import ADAPTER, GIB, Plan, PlanError, memory_breakdown
 
 BUCKET = 4.0  # bytes per LoRA parameter: DDP's fp32 gradient buckets
+FSDP_ADAPTER = 16.0  # bytes per LoRA parameter under FSDP: fp32 weight, gradient and torch AdamW's two moments
 HEADROOM = 1.0  # share of a card a plan may fill and still be said to fit (plan's totals include slack)
 
 
@@ -30,7 +32,8 @@ def per_gpu(single: Plan, gpus: int, strategy: str) -> Plan:
         return replace(single, adapter=single.adapter * (1 + BUCKET / ADAPTER))
     if strategy == "fsdp":
         gathered = 2 * single.layer  # the current layer and the prefetched next one, unsharded
-        return replace(single, weights=single.weights / gpus + gathered, adapter=single.adapter / gpus)
+        adapter = single.adapter * FSDP_ADAPTER / ADAPTER / gpus  # torch's AdamW: bitsandbytes' cannot step shards
+        return replace(single, weights=single.weights / gpus + gathered, adapter=adapter)
     raise ValueError(f"unknown strategy {strategy!r}")
 
 
@@ -47,19 +50,35 @@ def fits_one_card(train: Any, card_bytes: int) -> bool | None:
         return None
 
 
-def weights_fit(train: Any, card_bytes: int) -> bool | None:
-    """Whether the base weights alone (4-bit where asked) load on one card before FSDP shards them."""
+def weights_fit(train: Any, card_bytes: int, gpus: int = 2) -> bool | None:
+    """Whether the base weights (4-bit where asked) can load whole on one card and then be sharded there.
+
+    accelerate's FSDP2 preparation keeps the whole state dict referenced while fully_shard copies each rank's shard,
+    so the card holds the whole model plus its 1/N shard for a moment (measured: the 32B shape, 18.3 GiB in 4 bits
+    by this plan, ran out of memory there on two H100s capped at 24 GiB)."""
     try:
         single = estimate(train)
     except PlanError:
         return None
-    return single.weights + single.overhead + 2 * single.layer <= card_bytes
+    return single.weights * (1 + 1 / max(gpus, 1)) + single.overhead + 2 * single.layer <= card_bytes
 
 
-def describe(train: Any, gpus: int, strategy: str) -> list[str]:
-    """Lines for `booktune plan --gpus N --distributed ddp|fsdp`."""
-    mem = estimate(train, gpus, strategy)
-    what = "one GPU" if gpus <= 1 or strategy == "single" else f"each of {gpus} GPUs ({strategy.upper()})"
-    return [f"peak memory on {what}: {mem.total / GIB:.1f} GiB",
-            f"  base weights {mem.weights / GIB:.2f} GiB, LoRA + optimizer {mem.adapter / GIB:.2f} GiB, "
-            f"activations {mem.activations / GIB:.2f} GiB, CUDA context {mem.overhead / GIB:.1f} GiB"]
+def describe_split(shape: Any, settings: Any, card_bytes: float, gpus: int, requested: str) -> list[str]:
+    """Lines for `booktune plan --gpus N --distributed auto|ddp|fsdp`: the strategy and each GPU's peak."""
+    from booktune.plan import predict
+    from booktune.train.distributed import choose_strategy
+
+    fits = predict(shape, settings).total <= card_bytes
+    strategy, why = choose_strategy(requested, processes=gpus, fits_one_card=fits)
+    lines = []
+    if strategy == "fsdp" and settings.backend == "unsloth":  # distributed.backend_for: FSDP trains with hf
+        settings = replace(settings, backend="hf")
+        lines.append("  FSDP trains with the hf backend (Unsloth shards with its own FSDP2 path)")
+    mem = per_gpu(predict(shape, settings), gpus, strategy)
+    verdict = "fits" if mem.total <= card_bytes else "does NOT fit"
+    lines.insert(0, f"on {gpus} GPUs: {why}")
+    lines.append(f"  per GPU: base weights {mem.weights / GIB:.2f} GiB, LoRA + optimizer {mem.adapter / GIB:.2f} GiB, "
+                 f"activations {mem.activations / GIB:.2f} GiB")
+    lines.append(f"  peak allocated {mem.allocated / GIB:.1f} GiB per GPU; with allocator slack and CUDA context "
+                 f"{mem.total / GIB:.1f} GiB of {card_bytes / GIB:.0f} GiB: {verdict}")
+    return lines

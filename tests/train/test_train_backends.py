@@ -49,3 +49,15 @@ def test_lora_targets_for_each_backend():
     assert lora.r == 8 and lora.lora_alpha == 16 and lora.target_modules == "all-linear"
     assert set(hf_lora_config(LoraSettings(8, 16, 0.0, ["q_proj"])).target_modules) == {"q_proj"}
 
+
+
+def test_liger_runs_only_where_it_can():
+    from booktune.train.backends import BackendError, use_liger
+
+    assert use_liger("auto", "hf", "cpu") is False  # Triton kernels: CUDA only
+    assert use_liger("auto", "unsloth", "cuda:0") is False  # Unsloth brings its own kernels
+    assert use_liger("off", "hf", "cuda:0") is False
+    with pytest.raises(BackendError, match="config field train.liger: 'on' cannot run here: it needs a CUDA GPU"):
+        use_liger("on", "hf", "cpu")
+    with pytest.raises(BackendError, match="hf backend only"):
+        use_liger("on", "unsloth", "cuda:0")

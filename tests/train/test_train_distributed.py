@@ -2,7 +2,7 @@
 and a two-process run killed after a checkpoint that resumes in two processes and in one.
 
 Each launch starts two Python processes that import torch and transformers (about 20 s each on a 2-core machine),
-so the file keeps to three launches."""
+so the file keeps to four launches."""
 
 from __future__ import annotations
 
@@ -69,6 +69,17 @@ def test_two_processes_match_one_and_write_each_file_once(tmp_path, tiny_data_di
     assert not [p for p in run.rglob(".*") if p.name.endswith(".tmp")]
     adapter = json.loads((run / "adapter" / "booktune.json").read_text())
     assert adapter["config"]["train"]["distributed"] == "ddp"
+
+
+def test_fsdp_full_shard_matches_one_process_and_saves_the_same_adapter(tmp_path, tiny_data_dir, tiny_model_dir,
+                                                                        one_process, capfd):
+    run = tmp_path / "fsdp"
+    booktune.train(tiny_data_dir, run, model=str(tiny_model_dir), gpus=2, distributed="fsdp", **TRAIN)
+    assert "2 processes: FSDP full-shard as asked" in capfd.readouterr().out
+    for (_, a), (_, b) in zip(losses(run), losses(one_process)):
+        assert a == pytest.approx(b, rel=1e-5)
+    assert_same_adapter(run, one_process)  # gathered from the shards into the one-GPU format
+    assert json.loads((run / "adapter" / "booktune.json").read_text())["config"]["train"]["distributed"] == "fsdp"
 
 
 KILL_SCRIPT = textwrap.dedent("""

@@ -17,10 +17,14 @@ def plan(
     backend: Annotated[str, typer.Option(help="'unsloth', 'hf', or 'auto' (unsloth when installed).")] = "auto",
     lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
     four_bit: Annotated[bool, typer.Option("--4bit/--no-4bit", help="4-bit NF4 base weights.")] = True,
+    gpus: Annotated[int, typer.Option(min=1, help="GPUs the run is spread over, one process each.")] = 1,
+    distributed: Annotated[str, typer.Option(help="With --gpus above 1: 'ddp', 'fsdp', or 'auto' (DDP when the "
+                                                  "run fits one card, else FSDP).")] = "auto",
 ) -> None:
     """Predict peak GPU memory of a QLoRA run and whether it fits, with the largest batch or sequence that would."""
     from booktune.console import console
     from booktune.plan import GIB, PlanError, Settings, card_memory, describe, load_shape
+    from booktune.plan_distributed import describe_split
     from booktune.train.backends import BACKENDS, unsloth_installed
 
     if backend not in BACKENDS:
@@ -29,5 +33,9 @@ def plan(
         backend = "unsloth" if unsloth_installed() else "hf"
     card = gpu_mem * GIB if gpu_mem else (card_memory() or 24 * GIB)
     settings = Settings(batch_size, max_seq_length, backend, lora_r, four_bit)
-    for line in describe(load_shape(model), settings, card):
+    shape = load_shape(model)
+    lines = describe(shape, settings, card)
+    if gpus > 1:
+        lines += describe_split(shape, settings, card, gpus, distributed)
+    for line in lines:
         console.print(line)

@@ -75,3 +75,14 @@ def last_complete_checkpoint(folder: Path) -> Path | None:
         if m and path.is_dir() and (path / MARKER).is_file():
             found.append((int(m.group(1)), path))
     return max(found)[1] if found else None
+
+
+class QuantStatesFollowShards(TrainerCallback):
+    """FSDP with a 4-bit base loaded on the CPU: once the shards are on the GPU, put the quantization states there
+    too (distributed.move_quant_states says why)."""
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        from booktune.train.distributed import move_quant_states
+
+        if model is not None and args.device.type == "cuda":
+            move_quant_states(model, args.device)

@@ -212,7 +212,10 @@ def trainer_args(strategy: str, *, gradient_checkpointing: bool) -> dict[str, An
         # Full state dicts: checkpoints that resume on any number of processes, and an adapter like one GPU's.
         extra |= {"fsdp": True, "fsdp_config": {"version": 2, "reshard_after_forward": True,
                                                 "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
-                                                "state_dict_type": "FULL_STATE_DICT"}}
+                                                "state_dict_type": "FULL_STATE_DICT"},
+                  # bitsandbytes' 8-bit AdamW cannot step FSDP2's DTensor shards (measured on 2 x H100: "got mixed
+                  # torch.Tensor and DTensor"); the LoRA moments are sharded, so fp32 ones cost 1/N each.
+                  "optim": "adamw_torch"}
     return extra
 
 
@@ -237,6 +240,11 @@ class ScaleOut:
 
     def trainer_args(self, gradient_checkpointing: bool) -> dict[str, Any]:
         return trainer_args(self.strategy, gradient_checkpointing=gradient_checkpointing)
+
+    def callbacks(self) -> list[Any]:
+        from booktune.train.callbacks import QuantStatesFollowShards
+
+        return [QuantStatesFollowShards()] if self.strategy == "fsdp" else []
 
 
 def early_strategy(requested: str, env: Mapping[str, str] | None = None) -> str:
@@ -279,8 +287,39 @@ def card_fits(settings: Any, device: str, weights_only: bool = False) -> bool | 
 
     from booktune.plan_distributed import fits_one_card, weights_fit
 
-    card = torch.cuda.get_device_properties(torch.device(device).index or 0).total_memory
-    return weights_fit(settings, card) if weights_only else fits_one_card(settings, card)
+    index = torch.device(device).index or 0
+    card = int(torch.cuda.get_device_properties(index).total_memory * memory_fraction(index))
+    return weights_fit(settings, card, world().size) if weights_only else fits_one_card(settings, card)
+
+
+def memory_fraction(index: int) -> float:
+    """The share of the card this process may allocate (torch.cuda.set_per_process_memory_fraction; 1.0 if unset)."""
+    import torch
+
+    get = getattr(torch.cuda, "get_per_process_memory_fraction", None)  # torch >= 2.10
+    return float(get(index)) if get is not None else 1.0
+
+
+def move_quant_states(model: Any, device: Any) -> int:
+    """Move bitsandbytes' 4-bit quantization states (absmax, codebook) to `device`; how many moved.
+
+    A 4-bit base loaded on the CPU for FSDP is quantized there. fully_shard moves the weight shards to the GPU; each
+    Linear4bit also keeps its QuantState as a plain module attribute, which bitsandbytes reads back after every
+    all-gather (nn/modules.py fix_4bit_weight_quant_state_from_module) and which follows the weight only when it moves
+    through Params4bit.to. A guard: whatever is still elsewhere is moved."""
+    moved = 0
+    for module in model.modules():
+        state = getattr(module, "quant_state", None)
+        if state is not None and hasattr(state, "absmax") and state.absmax.device != torch_device(device):
+            state.to(device)
+            moved += 1
+    return moved
+
+
+def torch_device(device: Any) -> Any:
+    import torch
+
+    return torch.device(device)
 
 
 def full_state_dict(trainer: Any) -> dict[str, Any]:

@@ -71,6 +71,7 @@ def train_adapter(
     device: str | None = None,
     trust_remote_code: bool = False,
     backend: str = "auto",
+    liger: str = "auto",
     packing: bool = True,
     gpus: str | None = None,  # used by booktune.api, which launches the processes (train/launch.py)
     distributed: str = "auto",
@@ -81,7 +82,7 @@ def train_adapter(
     config: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train a LoRA adapter on DATA's train split and save it in RUN. `base_model`/`tokenizer` reuse loaded ones."""
-    from booktune.train.backends import LoraSettings, load_for_training, resolve_backend
+    from booktune.train.backends import LoraSettings, load_for_training, resolve_backend, use_liger
 
     from booktune.train.distributed import backend_for, early_strategy
 
@@ -117,6 +118,7 @@ def train_adapter(
     scale = scale_out(distributed, device=prec.device, settings=locals(),  # plan reads model, lora_r, batch...
                       global_batch_size=global_batch_size, batch_size=batch_size, grad_accum=grad_accum,
                       backend=backend)
+    liger_on = use_liger(liger, backend, prec.device)  # fused kernels for the hf backend, where installed
 
     # 3. Model and LoRA: Unsloth builds its PeftModel itself; for hf, TRL wraps the base (and prepares 4-bit).
     lora_settings = LoraSettings(lora_r, lora_alpha, lora_dropout, target_modules, seed)
@@ -136,7 +138,8 @@ def train_adapter(
                     warmup_ratio=warmup_ratio, batch_size=batch_size, grad_accum=scale.grad_accum,
                     logging_steps=logging_steps, save_steps=save_steps, save_total_limit=save_total_limit,
                     seed=seed, max_seq_length=max_seq_length, eval_steps=eval_steps if eval_data else 0,
-                    extra=scale.trainer_args(prec.gradient_checkpointing) | {"train_sampling_strategy": batching.sampling})
+                    extra=scale.trainer_args(prec.gradient_checkpointing)
+                    | {"train_sampling_strategy": batching.sampling, "use_liger_kernel": liger_on})
     metadata = run_metadata(base_model=model, data_dir=str(data_dir), config=config)
     metadata["tokens"] = report.__dict__ | {"dropped_ids": report.dropped_ids[:20]}
     trainer = sft_trainer_class()(
@@ -147,11 +150,11 @@ def train_adapter(
         processing_class=tokenizer,
         data_collator=collator,
         peft_config=lora,
-        callbacks=[RichProgress(), DescribeCheckpoint(metadata)],
+        callbacks=[RichProgress(), DescribeCheckpoint(metadata), *scale.callbacks()],
     )
     trainer.remove_callback(PrinterCallback)  # RichProgress reports the logs
     print_plan(trainer.model, report, train_data, args, prec)
-    console.print(f"  backend: {backend}; batches: {batching.mode} ({batching.why}), {len(train_data)} rows")
+    console.print(f"  backend: {backend}{' + Liger kernels' if liger_on else ''}; batches: {batching.mode} ({batching.why}), {len(train_data)} rows")
     for note in (scale.note, fsdp_note):
         if note:
             console.print(f"  {scale.processes} processes: {note}")
@@ -241,7 +244,10 @@ def sft_args(run_dir: Path, prec: Precision, *, epochs: float, max_steps: int, l
     from trl import SFTConfig
 
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "logs")  # transformers 5 reads the log dir from here
-    return SFTConfig(
+    extra = dict(extra or {})
+    # 8-bit moments where bitsandbytes is loaded for the 4-bit base anyway; FSDP asks for torch's AdamW.
+    optim = extra.pop("optim", "adamw_8bit" if prec.load_in_4bit else "adamw_torch")
+    args = SFTConfig(
         output_dir=str(run_dir / "checkpoints"),
         num_train_epochs=epochs,
         max_steps=max_steps,
@@ -265,12 +271,32 @@ def sft_args(run_dir: Path, prec: Precision, *, epochs: float, max_steps: int, l
         data_seed=seed,
         report_to=["tensorboard"],
         disable_tqdm=True,
-        optim="adamw_8bit" if prec.load_in_4bit else "adamw_torch",  # 8-bit moments: bitsandbytes is there for 4-bit
+        optim=optim,
         max_length=max_seq_length,
         dataset_kwargs={"skip_prepare_dataset": True},  # rows carry booktune's labels already
         remove_unused_columns=False,
-        **(extra or {}),  # DDP / FSDP settings (train/distributed.py)
+        **extra,  # DDP / FSDP settings (train/distributed.py)
     )
+    return pin_single_card(args, prec.device)
+
+
+def pin_single_card(args: Any, device: str) -> Any:
+    """One process trains on one card, the one booktune chose (`--device cuda:K` or the largest).
+
+    Left alone, transformers counts every visible card and picks cuda:0: on a machine with two cards it would wrap
+    the model in nn.DataParallel, which TRL's SFTTrainer refuses (seen on 2 x H100), and with --device cuda:1 it
+    would send the batches to the wrong card. Launched runs (torchrun / accelerate) already own one card each."""
+    from booktune.train.distributed import world
+
+    if not device.startswith("cuda") or world().distributed:
+        return args
+    import torch
+
+    _ = args.device  # transformers' own device set-up runs once and is cached; then override its answer
+    args.__dict__["_setup_devices"] = torch.device(device)
+    args._n_gpu = 1
+    torch.cuda.set_device(torch.device(device))
+    return args
 
 
 def print_plan(model: Any, report: Any, rows: list, args: Any, prec: Precision) -> None:
