@@ -163,10 +163,11 @@ def run_unsloth(spec: dict) -> tuple:
     return trainer, counter, time.perf_counter() - started, "padded"
 
 
-def run_booktune(spec: dict, backend: str, liger: bool = False) -> tuple:
+def run_booktune(spec: dict, backend: str, liger: bool = False, device: str = "cuda:0") -> tuple:
+    """booktune's trainer for `spec` (shape, rows, steps) on `device`; also used by profile_step / check_cards."""
     from booktune.train.backends import LoraSettings, load_for_training, resolve_backend
 
-    backend = resolve_backend(backend, "cuda:0")  # first: imports Unsloth before transformers when chosen
+    backend = resolve_backend(backend, device)  # first: imports Unsloth before transformers when chosen
     import torch
     from datasets import Dataset
     from transformers import AutoTokenizer
@@ -177,7 +178,7 @@ def run_booktune(spec: dict, backend: str, liger: bool = False) -> tuple:
 
     started = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(spec["model_dir"])
-    prec = Precision("cuda:0", torch.bfloat16, True, True)
+    prec = Precision(device, torch.bfloat16, True, True)
     lora = LoraSettings(spec["lora_r"], 2 * spec["lora_r"], 0.0, ["all-linear"], 42)
     model, peft_config = load_for_training(backend, spec["model_dir"], prec, lora, max_seq_length=spec["seq"],
                                            packing=True)

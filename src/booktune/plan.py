@@ -102,6 +102,15 @@ class Plan:
         """What the card must hold: reserved memory plus the CUDA context."""
         return self.allocated * (1 + SLACK) + self.overhead
 
+    def summary(self, card_bytes: float, per_gpu: bool = False) -> list[str]:
+        """The parts and the verdict, as `booktune plan` prints them (`per_gpu`: one GPU's share of a split run)."""
+        fits = "fits" if self.total <= card_bytes else "does NOT fit"
+        head, tail = ("per GPU: ", " per GPU") if per_gpu else ("", "")
+        return [f"  {head}base weights {self.weights / GIB:.2f} GiB, LoRA + optimizer {self.adapter / GIB:.2f} GiB, "
+                f"activations {self.activations / GIB:.2f} GiB",
+                f"  peak allocated {self.allocated / GIB:.1f} GiB{tail}; with allocator slack and CUDA context "
+                f"{self.total / GIB:.1f} GiB of {card_bytes / GIB:.0f} GiB: {fits}"]
+
 
 def experts_stay_bf16(shape: Shape, settings: Settings) -> bool:
     """bitsandbytes quantizes nn.Linear only; transformers 5 stores MoE experts as fused 3-D parameters."""
@@ -222,13 +231,8 @@ def memory_breakdown(train: Any) -> dict[str, float]:
 def describe(shape: Shape, settings: Settings, card_bytes: float) -> list[str]:
     """The lines `booktune plan` prints."""
     p = predict(shape, settings)
-    fits = p.total <= card_bytes
     lines = [f"{shape.params() / 1e9:.2f}B parameters; {settings.backend} backend, batch {settings.batch_size} x "
-             f"{settings.max_seq_length} tokens, LoRA r{settings.lora_r}",
-             f"  base weights {p.weights / GIB:.2f} GiB, LoRA + optimizer {p.adapter / GIB:.2f} GiB, "
-             f"activations {p.activations / GIB:.2f} GiB",
-             f"  peak allocated {p.allocated / GIB:.1f} GiB; with allocator slack and CUDA context "
-             f"{p.total / GIB:.1f} GiB of {card_bytes / GIB:.0f} GiB: {'fits' if fits else 'does NOT fit'}"]
+             f"{settings.max_seq_length} tokens, LoRA r{settings.lora_r}", *p.summary(card_bytes)]
     if not p.experts_quantized:
         lines.append(f"  bitsandbytes leaves the {shape.experts} fused MoE experts in bf16 on the hf backend; "
                      "--backend unsloth quantizes them")

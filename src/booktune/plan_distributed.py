@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from booktune.plan import ADAPTER, GIB, Plan, PlanError, memory_breakdown
+from booktune.plan import ADAPTER, Plan, PlanError, memory_breakdown
 
 BUCKET = 4.0  # bytes per LoRA parameter: DDP's fp32 gradient buckets
 FSDP_ADAPTER = 16.0  # bytes per LoRA parameter under FSDP: fp32 weight, gradient and torch AdamW's two moments
@@ -66,19 +66,11 @@ def weights_fit(train: Any, card_bytes: int, gpus: int = 2) -> bool | None:
 def describe_split(shape: Any, settings: Any, card_bytes: float, gpus: int, requested: str) -> list[str]:
     """Lines for `booktune plan --gpus N --distributed auto|ddp|fsdp`: the strategy and each GPU's peak."""
     from booktune.plan import predict
-    from booktune.train.distributed import choose_strategy
+    from booktune.train.distributed import backend_for, choose_strategy
 
     fits = predict(shape, settings).total <= card_bytes
     strategy, why = choose_strategy(requested, processes=gpus, fits_one_card=fits)
-    lines = []
-    if strategy == "fsdp" and settings.backend == "unsloth":  # distributed.backend_for: FSDP trains with hf
-        settings = replace(settings, backend="hf")
-        lines.append("  FSDP trains with the hf backend (Unsloth shards with its own FSDP2 path)")
-    mem = per_gpu(predict(shape, settings), gpus, strategy)
-    verdict = "fits" if mem.total <= card_bytes else "does NOT fit"
-    lines.insert(0, f"on {gpus} GPUs: {why}")
-    lines.append(f"  per GPU: base weights {mem.weights / GIB:.2f} GiB, LoRA + optimizer {mem.adapter / GIB:.2f} GiB, "
-                 f"activations {mem.activations / GIB:.2f} GiB")
-    lines.append(f"  peak allocated {mem.allocated / GIB:.1f} GiB per GPU; with allocator slack and CUDA context "
-                 f"{mem.total / GIB:.1f} GiB of {card_bytes / GIB:.0f} GiB: {verdict}")
-    return lines
+    backend, note = backend_for(settings.backend, strategy)  # the backend those processes would train with
+    lines = [f"on {gpus} GPUs: {why}"] + ([f"  {note}"] if note else [])
+    mem = per_gpu(predict(shape, replace(settings, backend=backend)), gpus, strategy)
+    return lines + mem.summary(card_bytes, per_gpu=True)

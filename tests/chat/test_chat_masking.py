@@ -8,18 +8,12 @@ from hypothesis import strategies as st
 
 from booktune.chat.masking import IGNORE, MaskingError, build_example
 from booktune.chat.preview import render_preview
+from tests.chat.conversations import CONVERSATION
 
 GPT_OSS = "openai-gpt-oss-120b.jinja"
 FINAL_HEADER = "<|start|>assistant<|channel|>final<|message|>"
 PLAIN_HEADER = "<|start|>assistant<|message|>"  # the channel-less variant some GPT-OSS checkpoints ship
 
-CONVERSATION = [
-    {"role": "system", "content": "You write like Thoreau."},
-    {"role": "user", "content": "Hi"},
-    {"role": "assistant", "content": "Hello there."},
-    {"role": "user", "content": "And?"},
-    {"role": "assistant", "content": "Goodbye."},
-]
 ANSWERS = ["Hello there.", "Goodbye."]
 
 # The end-of-turn marker trained after each answer, per template (GPT-OSS: earlier turns <|end|>, last <|return|>).

@@ -11,16 +11,10 @@ import pytest
 from booktune.chat.masking import build_example
 from booktune.chat.render import TemplateError, template_kwargs
 from booktune.chat.template import prepare_messages, render_prompt_ids, stop_token_ids, system_mode
+from tests.chat.conversations import CONVERSATION
 
 TEMPLATES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "chat_templates"
 ALL = sorted(p.name for p in TEMPLATES.glob("*.jinja")) or ["(fixtures absent)"]
-CONVERSATION = [
-    {"role": "system", "content": "You write like Thoreau."},
-    {"role": "user", "content": "Hi"},
-    {"role": "assistant", "content": "Hello there."},
-    {"role": "user", "content": "And?"},
-    {"role": "assistant", "content": "Goodbye."},
-]
 
 
 def _fresh(make, template: str):

@@ -6,16 +6,10 @@ import pytest
 
 from booktune.chat.template import render_text
 from booktune.chat.unsloth import unsloth_parts
+from tests.chat.conversations import CONVERSATION
 
 FINAL_HEADER = "<|start|>assistant<|channel|>final<|message|>"
 PLAIN_HEADER = "<|start|>assistant<|message|>"
-CONVERSATION = [
-    {"role": "system", "content": "You write like Thoreau."},
-    {"role": "user", "content": "Hi"},
-    {"role": "assistant", "content": "Hello there."},
-    {"role": "user", "content": "And?"},
-    {"role": "assistant", "content": "Goodbye."},
-]
 
 
 def _variant(make):

@@ -307,19 +307,15 @@ def move_quant_states(model: Any, device: Any) -> int:
     Linear4bit also keeps its QuantState as a plain module attribute, which bitsandbytes reads back after every
     all-gather (nn/modules.py fix_4bit_weight_quant_state_from_module) and which follows the weight only when it moves
     through Params4bit.to. A guard: whatever is still elsewhere is moved."""
-    moved = 0
-    for module in model.modules():
-        state = getattr(module, "quant_state", None)
-        if state is not None and hasattr(state, "absmax") and state.absmax.device != torch_device(device):
-            state.to(device)
-            moved += 1
-    return moved
-
-
-def torch_device(device: Any) -> Any:
     import torch
 
-    return torch.device(device)
+    target, moved = torch.device(device), 0
+    for module in model.modules():
+        state = getattr(module, "quant_state", None)
+        if state is not None and hasattr(state, "absmax") and state.absmax.device != target:
+            state.to(target)
+            moved += 1
+    return moved
 
 
 def full_state_dict(trainer: Any) -> dict[str, Any]:
