@@ -95,3 +95,25 @@ def make_rows(n: int, vocab: int, *, lo: int, hi: int, seed: int = 0) -> list[di
         prompt = min(rng.randint(60, 120), length // 4)
         rows.append({"input_ids": ids, "labels": [-100] * prompt + ids[prompt:]})
     return rows
+
+
+def make_pattern_rows(n: int, vocab: int, *, lo: int, hi: int, seed: int = 0, alphabet: int = 1000,
+                      noise: float = 0.1) -> list[dict[str, list[int]]]:
+    """Rows like make_rows whose answers a model can learn in a few steps: each token follows the previous one
+    through one fixed random permutation of `alphabet` tokens (a `noise` share drawn at random instead). Random
+    tokens leave a random model's loss flat; this lets a loss curve show whether gradients arrive."""
+    rng = random.Random(seed)
+    nxt = list(range(10, 10 + alphabet))
+    random.Random(12345).shuffle(nxt)
+    rows = []
+    for _ in range(n):
+        length = rng.randint(lo, hi)
+        ids = [rng.randrange(10, 10 + alphabet)]
+        while len(ids) < length - 1:
+            ids.append(rng.randrange(10, 10 + alphabet) if rng.random() < noise else nxt[ids[-1] - 10])
+        ids.append(EOS)
+        prompt = min(rng.randint(60, 120), length // 4)
+        rows.append({"input_ids": ids, "labels": [-100] * prompt + ids[prompt:]})
+    assert alphabet + 10 <= vocab
+    return rows
+

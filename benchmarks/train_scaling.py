@@ -58,7 +58,8 @@ def plan_gib(spec: dict, gpus: int, strategy: str, part: str = "total") -> float
     from booktune.plan_distributed import per_gpu
 
     single = predict(Shape.from_config(build_config(spec["shape"])),
-                     Settings(spec["batch"], spec["seq"], backend=spec["backend"], lora_r=spec["lora_r"]))
+                     Settings(spec["batch"], spec["seq"], backend=spec["backend"], lora_r=spec["lora_r"],
+                              offload=spec.get("offload", True)))
     return getattr(per_gpu(single, gpus, strategy), part) / GIB
 
 
@@ -71,7 +72,7 @@ def build_trainer(spec: dict, counter_box: list) -> tuple:
     from dataclasses import replace
 
     import torch
-    from bench_models import make_rows
+    from bench_models import make_pattern_rows, make_rows
     from datasets import Dataset
     from transformers import AutoTokenizer
 
@@ -80,11 +81,13 @@ def build_trainer(spec: dict, counter_box: list) -> tuple:
     from booktune.train.recipe import Precision, sft_args
     from booktune.train.trainer import sft_trainer_class
 
-    prec = Precision(pick_device(None), torch.bfloat16, True, True)
+    prec = Precision(pick_device(None), torch.bfloat16, True, True, spec.get("offload", True))
     plan_fields = {"model": spec["model_dir"], "batch_size": spec["batch"], "max_seq_length": spec["seq"],
-                   "lora_r": spec["lora_r"], "load_in_4bit": True, "gradient_checkpointing": True, "backend": backend}
-    scale = scale_out(spec["strategy"], device=prec.device, settings=plan_fields, global_batch_size=None,
-                      batch_size=spec["batch"], grad_accum=1, backend=backend)
+                   "lora_r": spec["lora_r"], "load_in_4bit": True, "gradient_checkpointing": True, "backend": backend,
+                   "offload_activations": prec.offload_activations}
+    scale = scale_out(spec["strategy"], device=prec.device, settings=plan_fields,
+                      global_batch_size=spec.get("global_batch"), batch_size=spec["batch"], grad_accum=1,
+                      backend=backend)
     tok = AutoTokenizer.from_pretrained(spec["model_dir"])
     lora = LoraSettings(spec["lora_r"], 2 * spec["lora_r"], 0.0, ["all-linear"], 42)
     model, peft_config = load_for_training(backend, spec["model_dir"],
@@ -92,16 +95,21 @@ def build_trainer(spec: dict, counter_box: list) -> tuple:
                                            max_seq_length=spec["seq"], packing=True)
     model.config.use_cache = False
     batching = choose_batching(backend, model, True)
-    n = (spec["warmup"] + spec["steps"] + 2) * spec["batch"] * 4 * scale.processes
-    data, collate = training_batches(make_rows(n, model.config.vocab_size, lo=550, hi=1100, seed=1), batching,
-                                     max_len=spec["seq"], pad_token_id=tok.pad_token_id)
+    # The same rows whatever the process count when a global batch is set (the equality check).
+    per_step = spec.get("global_batch") or spec["batch"] * scale.processes
+    n = (spec["warmup"] + spec["steps"] + 2) * per_step * 4
+    rows = (make_pattern_rows if spec.get("data") == "pattern" else make_rows)(
+        n, model.config.vocab_size, lo=550, hi=1100, seed=1)
+    data, collate = training_batches(rows, batching, max_len=spec["seq"], pad_token_id=tok.pad_token_id)
     counter = Counting(collate)
     counter_box.append(counter)
     args = sft_args(Path(f"/tmp/bench-scaling/{spec['name']}"), prec, epochs=1,
-                    max_steps=spec["warmup"] + spec["steps"], learning_rate=2e-4, warmup_ratio=0.03,
-                    batch_size=spec["batch"], grad_accum=1, logging_steps=1000, save_steps=100000, save_total_limit=1,
-                    seed=42, max_seq_length=spec["seq"],
-                    extra=scale.trainer_args(True) | {"train_sampling_strategy": batching.sampling})
+                    max_steps=spec["warmup"] + spec["steps"], learning_rate=spec.get("lr", 2e-4), warmup_ratio=0.03,
+                    batch_size=spec["batch"], grad_accum=scale.grad_accum,
+                    logging_steps=1 if spec.get("log_losses") else 1000, save_steps=100000,
+                    save_total_limit=1, seed=42, max_seq_length=spec["seq"],
+                    extra=scale.trainer_args(True) | {"train_sampling_strategy": batching.sampling,
+                                                      "use_liger_kernel": bool(spec.get("liger"))})
     return sft_trainer_class()(model=model, args=args, train_dataset=Dataset.from_list(data), processing_class=tok,
                                data_collator=counter, peft_config=peft_config,
                                callbacks=scale.callbacks()), scale, backend
@@ -113,6 +121,7 @@ def timer(spec: dict):
 
     class Timer(TrainerCallback):
         marks: list[float] = []
+        events: list = []
 
         def on_step_begin(self, args, state, control, **kw):
             if state.global_step == spec["warmup"]:
@@ -121,9 +130,15 @@ def timer(spec: dict):
                 self.marks.append(time.perf_counter())
 
         def on_step_end(self, args, state, control, **kw):
+            if state.global_step > spec["warmup"]:  # events, not synchronize: the CPU may run ahead as usual
+                self.events.append(torch.cuda.Event(enable_timing=True))
+                self.events[-1].record()
             if state.global_step == spec["warmup"] + spec["steps"]:
                 torch.cuda.synchronize()
                 self.marks.append(time.perf_counter())
+
+        def step_seconds(self) -> list[float]:
+            return [round(a.elapsed_time(b) / 1e3, 3) for a, b in zip(self.events, self.events[1:])]
 
     return Timer()
 
@@ -143,10 +158,19 @@ def worker(spec: dict) -> None:
     clock = timer(spec)
     trainer.add_callback(clock)
     trainer.train()
-    w = spec["warmup"]
-    mine = torch.tensor([sum(box[0].tokens[w:w + spec["steps"]]),  # one batch a step (grad_accum 1)
-                         torch.cuda.max_memory_allocated(), torch.cuda.max_memory_reserved()], dtype=torch.float64,
-                        device="cuda")
+    w, accum = spec["warmup"] * scale.grad_accum, scale.grad_accum
+    named = {n: p.detach() for n, p in trainer.model.named_parameters() if "lora_" in n}
+    lora = [] if scale.strategy == "fsdp" else [t.float() for t in named.values()]  # FSDP: DTensor shards
+    adapter = None
+    if spec.get("save_adapter") and int(os.environ.get("RANK", "0")) == 0:
+        from safetensors.torch import save_file
+
+        adapter = str(Path(os.environ.get("BENCH_LOG_DIR", "/tmp")) / f"{spec['name']}-{scale.processes}gpu.safetensors")
+        save_file({n: t.float().cpu().contiguous() for n, t in named.items()}, adapter)
+    mine = torch.tensor([sum(box[0].tokens[w:w + spec["steps"] * accum]),  # batches of the timed steps
+                         torch.cuda.max_memory_allocated(), torch.cuda.max_memory_reserved(),
+                         sum(float(t.sum()) for t in lora), sum(float(t.abs().sum()) for t in lora)],
+                        dtype=torch.float64, device="cuda")
     rows = [torch.zeros_like(mine) for _ in range(scale.processes)]
     if dist.is_initialized():
         dist.all_gather(rows, mine)
@@ -160,6 +184,10 @@ def worker(spec: dict) -> None:
             "backend": backend, "device": torch.cuda.get_device_name(local), "cap_gib": spec.get("cap_gib"),
             "batch_per_gpu": spec["batch"], "seq": spec["seq"], "tokens_per_s": round(tokens / seconds),
             "s_per_step": round(seconds / spec["steps"], 3),
+            "tokens_per_rank": [int(r[0]) for r in rows], "adapter": adapter, "grad_accum": scale.grad_accum,
+            "step_s": clock.step_seconds(),  # from the 2nd timed step on
+            "lora_checksums": [[float(r[3]), float(r[4])] for r in rows],  # equal on every rank under DDP
+            "losses": [round(e["loss"], 5) for e in trainer.state.log_history if "loss" in e],
             "peak_alloc_gib": [round(float(r[1]) / GIB, 2) for r in rows],
             "peak_reserved_gib": [round(float(r[2]) / GIB, 2) for r in rows],
             "plan_alloc_gib": round(plan_gib(spec | {"backend": backend}, scale.processes, scale.strategy,
@@ -168,24 +196,63 @@ def worker(spec: dict) -> None:
               flush=True)
 
 
-def launch(spec: dict, gpus: int, timeout: int) -> dict:
-    """Run the worker on `gpus` processes; the RESULT row, or the error's tail."""
+def start(spec: dict, gpus: int, first: int = 0) -> tuple:
+    """Start the worker on `gpus` processes, on cards first..first+gpus-1."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}", __file__,
            "--worker", json.dumps(spec)]
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in range(gpus)), "OMP_NUM_THREADS": "4"}
-    started = time.perf_counter()
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(str(first + i) for i in range(gpus)),
+           "OMP_NUM_THREADS": "4"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return proc, time.perf_counter()
+
+
+def finish(started: tuple, spec: dict, gpus: int, timeout: int, tag: str = "") -> dict:
+    """Wait for a started launch: its RESULT row, or the error's tail (the whole log goes to BENCH_LOG_DIR)."""
+    proc, t0 = started
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
         return {"name": spec["name"], "gpus": gpus, "error": f"timed out after {timeout} s"}
-    log = Path(os.environ.get("BENCH_LOG_DIR", "/tmp")) / f"{spec['name']}-{gpus}gpu.log"
-    log.write_text(proc.stdout + "\n---- stderr ----\n" + proc.stderr)  # the whole story of a failed launch
-    for line in proc.stdout.splitlines():
+    log = Path(os.environ.get("BENCH_LOG_DIR", "/tmp")) / f"{spec['name']}-{gpus}gpu{tag}.log"
+    log.write_text(out + "\n---- stderr ----\n" + err)
+    for line in out.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[7:]) | {"wall_s": round(time.perf_counter() - started)}
-    tail = (proc.stderr or proc.stdout)[-1500:]
-    oom = "OutOfMemoryError" in proc.stderr or "CUDA out of memory" in proc.stderr
-    return {"name": spec["name"], "gpus": gpus, "error": "out of memory" if oom else tail}
+            return json.loads(line[7:]) | {"wall_s": round(time.perf_counter() - t0)}
+    oom = "OutOfMemoryError" in err or "CUDA out of memory" in err
+    return {"name": spec["name"], "gpus": gpus, "error": "out of memory" if oom else (err or out)[-1500:]}
+
+
+def launch(spec: dict, gpus: int, timeout: int) -> dict:
+    return finish(start(spec, gpus), spec, gpus, timeout)
+
+
+def concurrent(spec: dict, cards: int, timeout: int) -> list[dict]:
+    """One independent 1-GPU run on each of `cards` cards at once: what sharing the host costs without DDP."""
+    started = [start(spec, 1, first=i) for i in range(cards)]
+    return [finish(s, spec | {"name": spec["name"] + "-alone-on-card"}, 1, timeout, tag=f"-card{i}") | {"card": i}
+            for i, s in enumerate(started)]
+
+
+def compare(one: dict, many: dict) -> dict:
+    """Loss curves and LoRA weights of a 1-process run against an N-process run with the same global batch."""
+    import torch
+    from safetensors.torch import load_file
+
+    if "error" in one or "error" in many:
+        return {"name": one["name"], "error": "a run failed"}
+    a, b = (load_file(r["adapter"]) for r in (one, many))
+    diff = sum(float((a[k] - b[k]).float().norm() ** 2) for k in a) ** 0.5
+    norm = sum(float(a[k].float().norm() ** 2) for k in a) ** 0.5
+    moved = sum(float(a[k].float().norm() ** 2) for k in a if "lora_B" in k) ** 0.5  # B starts at zero
+    losses = [abs(x - y) for x, y in zip(one["losses"], many["losses"])]
+    return {"name": one["name"], "backend": one["backend"], "gpus": [one["gpus"], many["gpus"]],
+            "losses_1": one["losses"], "losses_n": many["losses"], "max_loss_diff": round(max(losses), 5),
+            "adapter_rel_diff": round(diff / norm, 6), "lora_B_norm": round(moved, 4),
+            "lora_B_rel_diff": round(sum(float((a[k] - b[k]).float().norm() ** 2) for k in a if "lora_B" in k) ** 0.5
+                                     / moved, 6),
+            "ranks_agree": len({tuple(c) for c in many["lora_checksums"]}) == 1}
 
 
 def pick_fsdp_shape(spec: dict, cap: float) -> str | None:
@@ -195,42 +262,78 @@ def pick_fsdp_shape(spec: dict, cap: float) -> str | None:
     return fitting[-1] if fitting else None
 
 
+RUNS = {"auto": {"backend": "auto"}, "auto-kept": {"backend": "auto", "offload": False},
+        "hf": {"backend": "hf"}, "hf-liger": {"backend": "hf", "liger": True}}
+
+
+def emit(a: argparse.Namespace, row: dict) -> None:
+    print(json.dumps(row), flush=True)
+    with a.out.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
 def drive(a: argparse.Namespace) -> None:
     import bench_models
 
     bench_models.SHAPES.update(FSDP_SHAPES)
     base = {"batch": a.batch, "seq": a.seq, "lora_r": 16, "steps": a.steps, "warmup": a.warmup,
             "backend": a.backend}
-    results = []
     if a.part in ("ddp", "both"):
-        spec = base | {"shape": "llama-8b", "strategy": "ddp", "name": "ddp-llama-8b",
-                       "model_dir": str(bench_models.build_model("llama-8b", a.models))}
-        results += [launch(spec, n, a.timeout) for n in a.gpus]
+        model_dir = str(bench_models.build_model("llama-8b", a.models))
+        for run in a.runs or [a.backend]:
+            spec = base | RUNS[run] | {"shape": "llama-8b", "strategy": "ddp", "name": f"ddp-llama-8b-{run}",
+                                       "model_dir": model_dir}
+            for n in a.gpus:
+                emit(a, launch(spec, n, a.timeout))
+            if a.concurrent:
+                for row in concurrent(spec, max(a.gpus), a.timeout):
+                    emit(a, row)
+    if a.part == "equal":
+        drive_equal(a, base)
     if a.part in ("fsdp", "both"):
         fsdp = base | {"backend": "hf", "strategy": "fsdp", "batch": a.fsdp_batch, "cap_gib": a.cap_gib}
         shape = a.fsdp_shape or pick_fsdp_shape(fsdp, a.cap_gib)
         if shape is None:
-            results.append({"name": "fsdp", "error": f"no shape in {list(FSDP_SHAPES)} fits 2 x {a.cap_gib} GiB"})
-        else:
-            spec = fsdp | {"shape": shape, "name": f"fsdp-{shape}",
-                           "model_dir": str(bench_models.build_model(shape, a.models))}
-            # Two capped cards first (the run that must work), then one at --single-batch.
-            results.append(launch(spec, 2, a.timeout))
-            if a.single_batch:
-                results.append(launch(spec | {"batch": a.single_batch}, 1, a.timeout))
-    with a.out.open("a") as f:
-        for row in results:
-            print(json.dumps(row), flush=True)
-            f.write(json.dumps(row) + "\n")
+            emit(a, {"name": "fsdp", "error": f"no shape in {list(FSDP_SHAPES)} fits 2 x {a.cap_gib} GiB"})
+            return
+        spec = fsdp | {"shape": shape, "name": f"fsdp-{shape}",
+                       "model_dir": str(bench_models.build_model(shape, a.models))}
+        # Two capped cards first (the run that must work), then one at --single-batch.
+        emit(a, launch(spec, 2, a.timeout))
+        if a.single_batch:
+            emit(a, launch(spec | {"batch": a.single_batch}, 1, a.timeout))
+
+
+def drive_equal(a: argparse.Namespace, base: dict) -> None:
+    """Does a backend train the same under DDP? One process with gradient accumulation against N processes, the
+    same global batch, seed and rows (learnable ones, so the loss moves): losses per step and the LoRA weights."""
+    import bench_models
+
+    model_dir = str(bench_models.build_model(a.equal_shape, a.models))
+    n = max(a.gpus)
+    for run in a.runs or ["auto", "hf"]:
+        spec = base | RUNS[run] | {"shape": a.equal_shape, "strategy": "ddp", "name": f"equal-{a.equal_shape}-{run}",
+                                   "model_dir": model_dir, "data": "pattern", "lr": a.equal_lr, "warmup": 0,
+                                   "global_batch": a.batch * n, "log_losses": True, "save_adapter": True}
+        one, many = launch(spec, 1, a.timeout), launch(spec, n, a.timeout)
+        for row in (one, many, compare(one, many)):
+            emit(a, row)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("ddp", "fsdp", "both"), default="both")
+    ap.add_argument("--part", choices=("ddp", "fsdp", "both", "equal"), default="both",
+                    help="equal: 1 process with accumulation against N processes, same global batch")
     ap.add_argument("--gpus", type=int, nargs="+", default=[1, 2], help="process counts for the DDP part")
     ap.add_argument("--models", type=Path, default=Path("/tmp/bench-models"))
     ap.add_argument("--out", type=Path, default=Path("train_scaling.jsonl"))
     ap.add_argument("--backend", default="auto", help="DDP part: auto (Unsloth when installed) or hf")
+    ap.add_argument("--runs", nargs="+", choices=sorted(RUNS),
+                    help="DDP / equal parts: booktune set-ups to run (default: --backend; equal: auto hf)")
+    ap.add_argument("--concurrent", action="store_true",
+                    help="DDP part: also run one independent 1-GPU training on each card at once")
+    ap.add_argument("--equal-shape", default="llama-1b")
+    ap.add_argument("--equal-lr", type=float, default=1e-3)
     ap.add_argument("--batch", type=int, default=4, help="per-GPU batch, DDP part")
     ap.add_argument("--fsdp-batch", type=int, default=4, help="per-GPU batch, FSDP part")
     ap.add_argument("--single-batch", type=int, default=1, help="batch of the FSDP part's one-card attempt (0: skip it)")

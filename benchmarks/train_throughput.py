@@ -12,6 +12,8 @@ Runs:
   unsloth      Unsloth as its notebooks set it up (padded batches, use_gradient_checkpointing="unsloth", adamw_8bit)
   booktune     booktune's default: --backend auto (Unsloth when installed) with isolated packing
   booktune-hf  booktune with --backend hf: PEFT + bitsandbytes, packed rows through booktune's varlen attention
+  booktune-hf-liger     the same with Liger's kernels (booktune's --liger auto when liger-kernel is installed)
+  booktune-kept         booktune's default with --no-offload-activations: Unsloth keeps its checkpoints on the GPU
 Numbers: non-padding tokens/s over the timed steps, seconds/step, peak allocated/reserved over the timed steps
 (and over the whole run), model FLOPs utilisation = 6 * active params * tokens/s / the GPU's bf16 matmul peak
 (measured at start), and load time (model + LoRA ready).
@@ -163,7 +165,8 @@ def run_unsloth(spec: dict) -> tuple:
     return trainer, counter, time.perf_counter() - started, "padded"
 
 
-def run_booktune(spec: dict, backend: str, liger: bool = False, device: str = "cuda:0") -> tuple:
+def run_booktune(spec: dict, backend: str, liger: bool = False, device: str = "cuda:0",
+                 offload: bool = True) -> tuple:
     """booktune's trainer for `spec` (shape, rows, steps) on `device`; also used by profile_step / check_cards."""
     from booktune.train.backends import LoraSettings, load_for_training, resolve_backend
 
@@ -178,7 +181,7 @@ def run_booktune(spec: dict, backend: str, liger: bool = False, device: str = "c
 
     started = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(spec["model_dir"])
-    prec = Precision(device, torch.bfloat16, True, True)
+    prec = Precision(device, torch.bfloat16, True, True, offload)
     lora = LoraSettings(spec["lora_r"], 2 * spec["lora_r"], 0.0, ["all-linear"], 42)
     model, peft_config = load_for_training(backend, spec["model_dir"], prec, lora, max_seq_length=spec["seq"],
                                            packing=True)
@@ -193,7 +196,8 @@ def run_booktune(spec: dict, backend: str, liger: bool = False, device: str = "c
                     extra={"train_sampling_strategy": batching.sampling, "use_liger_kernel": liger})
     trainer = sft_trainer_class()(model=model, args=args, train_dataset=Dataset.from_list(data),
                                   processing_class=tok, data_collator=counter, peft_config=peft_config)
-    return trainer, counter, time.perf_counter() - started, f"{backend}: {batching.mode} ({batching.why})"
+    kept = "" if backend != "unsloth" else ", activations offloaded" if prec.offload_activations else ", activations kept"
+    return trainer, counter, time.perf_counter() - started, f"{backend}: {batching.mode} ({batching.why}){kept}"
 
 
 def child(spec: dict) -> dict:
@@ -201,7 +205,8 @@ def child(spec: dict) -> dict:
 
     runner = {"plain": run_plain, "unsloth": run_unsloth, "booktune": lambda s: run_booktune(s, "auto"),
               "booktune-hf": lambda s: run_booktune(s, "hf"),
-              "booktune-hf-liger": lambda s: run_booktune(s, "hf", liger=True)}[spec["run"]]
+              "booktune-hf-liger": lambda s: run_booktune(s, "hf", liger=True),
+              "booktune-kept": lambda s: run_booktune(s, "auto", offload=False)}[spec["run"]]
     trainer, counter, load_s, batches = runner(spec)
     load_peak = torch.cuda.max_memory_allocated() / GIB
     meter = meter_callback(spec, counter)
@@ -210,11 +215,16 @@ def child(spec: dict) -> dict:
     elapsed = meter.marks[-1] - meter.marks[0]
     tokens = sum(counter.tokens[spec["warmup"]:spec["warmup"] + spec["steps"]])
     tok_s = tokens / elapsed
+    steps = [round(b - a, 3) for a, b in zip(meter.marks, meter.marks[1:])]
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     return {"shape": spec["shape"], "run": spec["run"], "batches": batches, "batch": spec["batch"],
             "seq": spec["seq"], "lora_r": spec["lora_r"], "trainable": trainable,
             "tokens_per_s": round(tok_s), "s_per_step": round(elapsed / spec["steps"], 3),
             "tokens_per_step": round(tokens / spec["steps"]),
+            "step_s": steps,
+            # The first process of a call compiles (Unsloth's block regions, Triton autotuning) into the disk caches
+            # that later ones reuse, and it can spill into its first timed steps: the median step is the steady rate.
+            "tokens_per_s_median_step": round(tokens / spec["steps"] / sorted(steps)[len(steps) // 2]),
             "peak_alloc_gib": round(torch.cuda.max_memory_allocated() / GIB, 2),
             "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / GIB, 2),
             "load_peak_alloc_gib": round(load_peak, 2), "load_s": round(load_s, 1),
@@ -248,6 +258,9 @@ def main() -> None:
     ap.add_argument("--lora-r", type=int, default=16)
     ap.add_argument("--optim", default="adamw_torch_fused", help="optimizer of the plain run (TRL's default)")
     ap.add_argument("--timeout", type=int, default=400, help="seconds per run")
+    ap.add_argument("--prewarm", action="store_true",
+                    help="first run each shape's first run for 2 untimed steps, so that every timed run finds Unsloth's "
+                         "and Triton's compile caches filled (the first process of a call otherwise pays for them)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -281,6 +294,8 @@ def drive(a: argparse.Namespace) -> None:
                     "warmup": a.warmup, "batch": 1 if gpt_oss else a.batch, "lora_r": 8 if gpt_oss else a.lora_r,
                     "data": "full" if gpt_oss else "seed", "optim": "adamw_8bit" if gpt_oss else a.optim,
                     "peak_tflops": peak, "active_params": active_params(build_config(shape))}
+            if a.prewarm and run == a.runs[0]:
+                print(json.dumps({"prewarm": run_child(spec | {"steps": 1, "warmup": 1}, a.timeout).get("run")}))
             row = run_child(spec, a.timeout)
             print(json.dumps(row), flush=True)
             with a.out.open("a") as f:

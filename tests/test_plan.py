@@ -83,11 +83,25 @@ def test_plan_command_reads_only_the_config(tmp_path):
 
 # Peaks measured on an H100 (docs/benchmarks.md "Memory plan"): (shape, backend, batch, lora_r, expert LoRA, GiB).
 # The two Llama rows fitted LAYER_WORK / MLP_WORK; the GPT-OSS rows (shared/notes/gpt-oss.md §6) did not.
+# The last row is Unsloth with its checkpoints kept on the GPU (offload_activations off; third session, an H200).
 MEASURED = [("8b", "unsloth", 4, 16, True, 7.41), ("8b", "hf", 4, 16, True, 9.37), ("1b", "unsloth", 4, 16, True, 1.95),
-            ("gpt_oss", "unsloth", 1, 8, True, 13.9), ("gpt_oss", "unsloth", 1, 8, False, 13.0)]
+            ("gpt_oss", "unsloth", 1, 8, True, 13.9), ("gpt_oss", "unsloth", 1, 8, False, 13.0),
+            ("8b", "unsloth-kept", 4, 16, True, 9.05)]
 
 
 @pytest.mark.parametrize("kind,backend,batch,r,experts,gib", MEASURED)
 def test_predictions_are_within_15_percent_of_measured_peaks(kind, backend, batch, r, experts, gib):
-    settings = Settings(batch, 2048, backend, lora_r=r, expert_lora=experts)
+    settings = Settings(batch, 2048, backend.removesuffix("-kept"), lora_r=r, expert_lora=experts,
+                        offload=not backend.endswith("-kept"))
     assert predict(shape(kind), settings).allocated / GIB == pytest.approx(gib, rel=0.15)
+
+
+def test_kept_checkpoints_cost_30_layer_inputs_and_plan_says_so():
+    kept = predict(shape("8b"), Settings(4, 2048, offload=False))
+    offloaded = predict(shape("8b"), Settings(4, 2048))
+    assert kept.activations - offloaded.activations == 30 * 4 * 2048 * 4096 * 2  # 30 of 32 layer inputs, bf16
+    assert kept.activations == predict(shape("8b"), Settings(4, 2048, "hf")).activations  # hf keeps them all
+    lines = "\n".join(describe(shape("8b"), Settings(4, 2048), 24 * GIB))
+    assert f"--no-offload-activations this run would need {kept.total / GIB:.1f} GiB: fits" in lines
+    assert "does NOT fit" in "\n".join(describe(shape("8b"), Settings(4, 2048), 9 * GIB)).splitlines()[-2]
+    assert "offload" not in "\n".join(describe(shape("8b"), Settings(4, 2048, "hf"), 24 * GIB))

@@ -63,6 +63,11 @@ def run(books: Sequence[str | Path] | str | Path, out: str | Path = "outputs/boo
 
         raise DistributedError("config field train.gpus: `booktune run` trains in this process; for several GPUs "
                                "run `booktune prepare`, then `booktune train --gpus N`")
+    from booktune.train.backends import resolve_backend
+
+    # Unsloth patches transformers on import, so it must come before `prepare` loads a tokenizer (and a wrong
+    # backend for this machine fails here, before any book is read).
+    resolve_backend(cfg.train.backend, cfg.train.device)
     books = [books] if isinstance(books, (str, Path)) else list(books)
     out = Path(out)
     fresh_start(out / "run", resume)

@@ -99,6 +99,10 @@ class TrainConfig(_Section):
     gradient_checkpointing: bool | None = Field(
         None, description="Recompute activations to save memory (default: on with CUDA, off on CPU)."
     )
+    offload_activations: bool = Field(
+        True, description="Unsloth: keep checkpointed activations in CPU memory (8B shape: 1.6 GiB less, as fast on "
+                          "one GPU; off was 4 % faster under 2-GPU DDP).",
+    )
     logging_steps: int = Field(5, ge=1, description="Log the training loss every N steps.")
     eval_steps: int = Field(50, ge=0, description="Score the held-out split every N steps during training (0: never).")
     save_steps: int = Field(50, ge=1, description="Save a resumable checkpoint every N steps.")

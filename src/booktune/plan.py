@@ -14,7 +14,7 @@ The coefficients were fitted to peaks measured on an H100 (docs/benchmarks.md, "
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 GIB = 2**30
@@ -81,6 +81,7 @@ class Settings:
     load_in_4bit: bool = True
     gradient_checkpointing: bool = True
     expert_lora: bool = True  # LoRA on MoE experts too (Unsloth's default with the usual target names)
+    offload: bool = True  # Unsloth keeps the checkpointed layer inputs in CPU memory
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def activation_bytes(shape: Shape, settings: Settings) -> float:
     layer = tokens * (LAYER_WORK * width + MLP_WORK * shape.intermediate * routed) * 2
     if not settings.gradient_checkpointing:
         return layer * shape.layers
-    kept_layers = OFFLOADED if settings.backend == "unsloth" else shape.layers
+    kept_layers = OFFLOADED if settings.backend == "unsloth" and settings.offload else shape.layers
     kept = tokens * shape.hidden * 2 * kept_layers
     dequant = max(a * b for a, b in shape.mlp()) * 2  # bf16 copy of the largest quantized matrix (one expert's)
     scores = 0.0
@@ -162,8 +163,6 @@ def predict(shape: Shape, settings: Settings) -> Plan:
 
 def largest(shape: Shape, settings: Settings, card_bytes: float, field: str) -> int:
     """The largest batch_size (or max_seq_length, in steps of 256) that fits the card; 0 if none."""
-    from dataclasses import replace
-
     step, best = (1, 0) if field == "batch_size" else (256, 0)
     value = step
     while value <= (256 if field == "batch_size" else 131072):
@@ -214,16 +213,21 @@ def check_hf_quantization(spec: str, *, trust_remote_code: bool = False) -> None
     console.print(f"[yellow]note: {message}; --backend unsloth quantizes them")
 
 
-def memory_breakdown(train: Any) -> dict[str, float]:
-    """Per-GPU bytes {weights, layer, adapter, activations, overhead} for a TrainConfig-like object
-    (used by plan_distributed)."""
+def settings_for(train: Any) -> Settings:
+    """plan's Settings for a TrainConfig-like object."""
     from booktune.train.backends import unsloth_installed
 
     backend = getattr(train, "backend", "auto")
     backend = ("unsloth" if unsloth_installed() else "hf") if backend == "auto" else backend
-    settings = Settings(train.batch_size, train.max_seq_length, backend, train.lora_r,
-                        train.load_in_4bit is not False, train.gradient_checkpointing is not False)
-    p = predict(load_shape(train.model, trust_remote_code=getattr(train, "trust_remote_code", False)), settings)
+    return Settings(train.batch_size, train.max_seq_length, backend, train.lora_r, train.load_in_4bit is not False,
+                    train.gradient_checkpointing is not False, offload=getattr(train, "offload_activations", True))
+
+
+def memory_breakdown(train: Any) -> dict[str, float]:
+    """Per-GPU bytes {weights, layer, adapter, activations, overhead} for a TrainConfig-like object
+    (used by plan_distributed)."""
+    p = predict(load_shape(train.model, trust_remote_code=getattr(train, "trust_remote_code", False)),
+                settings_for(train))
     return {"weights": p.weights, "layer": p.layer, "adapter": p.adapter, "activations": p.activations,
             "overhead": p.overhead}
 
@@ -236,6 +240,10 @@ def describe(shape: Shape, settings: Settings, card_bytes: float) -> list[str]:
     if not p.experts_quantized:
         lines.append(f"  bitsandbytes leaves the {shape.experts} fused MoE experts in bf16 on the hf backend; "
                      "--backend unsloth quantizes them")
+    if settings.backend == "unsloth" and settings.gradient_checkpointing and settings.offload:
+        kept = predict(shape, replace(settings, offload=False)).total
+        lines.append(f"  Unsloth keeps checkpointed activations in CPU memory; with --no-offload-activations this run "
+                     f"would need {kept / GIB:.1f} GiB: {'fits' if kept <= card_bytes else 'does NOT fit'}")
     batch = largest(shape, settings, card_bytes, "batch_size")
     seq = largest(shape, settings, card_bytes, "max_seq_length")
     batch = f"{batch}+" if batch == 256 else batch or "none"  # the search stops at 256

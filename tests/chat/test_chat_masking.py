@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -156,6 +158,14 @@ def test_default_model_chatml(vocab, trained_spans):
 _TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40).filter(lambda s: s.strip())
 
 
+def test_a_normalizing_tokenizer_still_verifies(template_tokenizer, trained_spans):
+    """Qwen2's tokenizer normalizes to NFC: U+F900 (a CJK compatibility ideograph) comes back as U+8C48. Found by
+    the property test below."""
+    tok = template_tokenizer("Qwen-Qwen2.5-7B-Instruct.jinja")
+    example = build_example(tok, [{"role": "user", "content": "0"}, {"role": "assistant", "content": "\uf900"}])
+    assert [tok.decode(s) for s in trained_spans(example)] == ["\u8c48<|im_end|>"]
+
+
 @pytest.mark.parametrize("template", ["Qwen-Qwen2.5-7B-Instruct.jinja", "meta-llama-Llama-3.1-8B-Instruct.jinja",
                                       GPT_OSS])
 def test_random_conversations_decode_to_answers(template, template_tokenizer, trained_spans):
@@ -172,7 +182,8 @@ def test_random_conversations_decode_to_answers(template, template_tokenizer, tr
         assert len(spans) == len(turns)
         for span, (_, answer) in zip(spans, turns):
             marker = tok.convert_ids_to_tokens(span[-1])
-            assert tok.decode(span, clean_up_tokenization_spaces=False) == answer.strip() + marker
+            decoded = tok.decode(span, clean_up_tokenization_spaces=False)  # NFKC: see the test above
+            assert unicodedata.normalize("NFKC", decoded) == unicodedata.normalize("NFKC", answer.strip() + marker)
 
     check()
 

@@ -38,6 +38,21 @@ def test_cli_reports_the_backend_error_without_a_traceback(tmp_path):
     assert "needs a CUDA GPU" in result.output
 
 
+def test_run_settles_the_backend_before_reading_books(tmp_path):
+    """`booktune run` resolves (and imports) the backend first: Unsloth must come before transformers, and a
+    backend this machine cannot run fails before any extraction."""
+    from typer.testing import CliRunner
+
+    from booktune.cli import app
+
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "a.txt").write_text("Some words. " * 400)
+    result = CliRunner().invoke(app, ["run", str(books), "--backend", "unsloth", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "needs a CUDA GPU" in result.output
+    assert not (tmp_path / "out" / "data").exists()  # nothing was prepared
+
+
 def test_lora_targets_for_each_backend():
     config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                          num_attention_heads=4, num_key_value_heads=2)
@@ -61,3 +76,30 @@ def test_liger_runs_only_where_it_can():
         use_liger("on", "hf", "cpu")
     with pytest.raises(BackendError, match="hf backend only"):
         use_liger("on", "unsloth", "cuda:0")
+
+
+def test_unsloth_checkpointing_offloads_only_when_asked():
+    from booktune.train.backends import unsloth_checkpointing
+
+    assert unsloth_checkpointing(True, offload=True) == "unsloth"  # layer inputs wait in CPU memory
+    assert unsloth_checkpointing(True, offload=False) is True  # kept on the GPU
+    assert unsloth_checkpointing(False, offload=True) is False
+
+
+
+def test_a_second_unsloth_import_does_not_warn_about_order(monkeypatch, capsys):
+    """`booktune run` imports Unsloth before preparing the books, and train_adapter asks again later, when
+    transformers is loaded: that later call must not claim transformers came first. (Unsloth itself cannot be
+    imported without a GPU, so an already-imported module stands in for it.)"""
+    import sys
+    import types
+
+    import transformers  # noqa: F401  (loaded, as it is by then)
+
+    from booktune.train import backends
+
+    already = types.ModuleType("unsloth")
+    monkeypatch.setitem(sys.modules, "unsloth", already)
+    monkeypatch.setattr(backends, "_warned", set())
+    assert backends.import_unsloth() is already
+    assert "imported before Unsloth" not in capsys.readouterr().out

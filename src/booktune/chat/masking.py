@@ -67,9 +67,17 @@ def _verify(tokenizer: Any, lay: Layout, turn: Any) -> None:
     marker = tokenizer.convert_ids_to_tokens(ids[-1])
     expected = lay.text[turn.start:turn.answer[1]]
     decoded = _decode(tokenizer, lay.ids, turn.first_token, turn.marker_token + 1)
-    if decoded.endswith(marker) and decoded[: -len(marker)].strip() == expected:
+    body = decoded[: -len(marker)].strip()
+    # A tokenizer's normalizer may change code points (Qwen2's NFC turns U+F900 into U+8C48): same text, new form.
+    if decoded.endswith(marker) and (body == expected or _nfkc(body) == _nfkc(expected)):
         return
     raise LocateError(f"trained tokens decode to {_short(decoded)}, expected {_short(expected + marker)}")
+
+
+def _nfkc(text: str) -> str:
+    import unicodedata
+
+    return unicodedata.normalize("NFKC", text)
 
 
 def _decode(tokenizer: Any, ids: list[int], start: int, stop: int) -> str:

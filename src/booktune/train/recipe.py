@@ -8,6 +8,7 @@ Features
 - TRL's SFTTrainer runs the loop: checkpoints every `save_steps`, `resume=True` continues from the last complete one,
   loss to TensorBoard (RUN/logs) and to RUN/loss.png, a rich progress bar.
 - RUN describes itself: adapter, tokenizer, chat template, config and booktune version (see train/artifacts.py).
+- On the Unsloth backend, checkpointed activations wait in CPU memory (`offload_activations`, on by default).
 
 Failure modes it reports before spending compute
 - DATA is not a prepared folder, or its train split is empty                       -> DataError
@@ -63,6 +64,7 @@ def train_adapter(
     load_in_4bit: bool | None = None,
     dtype: str = "auto",
     gradient_checkpointing: bool | None = None,
+    offload_activations: bool = True,
     logging_steps: int = 5,
     eval_steps: int = 50,
     save_steps: int = 50,
@@ -119,6 +121,7 @@ def train_adapter(
                       global_batch_size=global_batch_size, batch_size=batch_size, grad_accum=grad_accum,
                       backend=backend)
     liger_on = use_liger(liger, backend, prec.device)  # fused kernels for the hf backend, where installed
+    prec = replace(prec, offload_activations=offload_activations)  # Unsloth's checkpoints wait in CPU memory
 
     # 3. Model and LoRA: Unsloth builds its PeftModel itself; for hf, TRL wraps the base (and prepares 4-bit).
     lora_settings = LoraSettings(lora_r, lora_alpha, lora_dropout, target_modules, seed)
@@ -155,6 +158,9 @@ def train_adapter(
     trainer.remove_callback(PrinterCallback)  # RichProgress reports the logs
     print_plan(trainer.model, report, train_data, args, prec)
     console.print(f"  backend: {backend}{' + Liger kernels' if liger_on else ''}; batches: {batching.mode} ({batching.why}), {len(train_data)} rows")
+    if backend == "unsloth" and prec.gradient_checkpointing:
+        console.print(f"  checkpointed activations {'in CPU memory' if offload_activations else 'kept on the GPU'} "
+                      "(offload_activations)")
     for note in (scale.note, fsdp_note):
         if note:
             console.print(f"  {scale.processes} processes: {note}")
@@ -204,6 +210,7 @@ class Precision:
     dtype: Any  # torch.dtype of the base weights and autocast
     load_in_4bit: bool
     gradient_checkpointing: bool
+    offload_activations: bool = True  # Unsloth: checkpointed layer inputs wait in CPU memory (backends.py)
 
     @property
     def on_gpu(self) -> bool:
