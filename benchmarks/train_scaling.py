@@ -143,6 +143,17 @@ def timer(spec: dict):
     return Timer()
 
 
+def save_lora(spec: dict, named: dict, processes: int) -> str | None:
+    """Rank 0 writes the LoRA tensors (fp32) for --part equal; the path, or None on other ranks."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return None
+    from safetensors.torch import save_file
+
+    path = str(Path(os.environ.get("BENCH_LOG_DIR", "/tmp")) / f"{spec['name']}-{processes}gpu.safetensors")
+    save_file({n: t.float().cpu().contiguous() for n, t in named.items()}, path)
+    return path
+
+
 def worker(spec: dict) -> None:
     """One rank under torch.distributed.run: cap memory, train, gather tokens and peaks, rank 0 prints RESULT."""
     import torch
@@ -161,12 +172,7 @@ def worker(spec: dict) -> None:
     w, accum = spec["warmup"] * scale.grad_accum, scale.grad_accum
     named = {n: p.detach() for n, p in trainer.model.named_parameters() if "lora_" in n}
     lora = [] if scale.strategy == "fsdp" else [t.float() for t in named.values()]  # FSDP: DTensor shards
-    adapter = None
-    if spec.get("save_adapter") and int(os.environ.get("RANK", "0")) == 0:
-        from safetensors.torch import save_file
-
-        adapter = str(Path(os.environ.get("BENCH_LOG_DIR", "/tmp")) / f"{spec['name']}-{scale.processes}gpu.safetensors")
-        save_file({n: t.float().cpu().contiguous() for n, t in named.items()}, adapter)
+    adapter = save_lora(spec, named, scale.processes) if spec.get("save_adapter") else None
     mine = torch.tensor([sum(box[0].tokens[w:w + spec["steps"] * accum]),  # batches of the timed steps
                          torch.cuda.max_memory_allocated(), torch.cuda.max_memory_reserved(),
                          sum(float(t.sum()) for t in lora), sum(float(t.abs().sum()) for t in lora)],
