@@ -77,6 +77,13 @@ def test_plan_command_reads_only_the_config(tmp_path):
                                  "--gpu-mem", "24", "--backend", "hf", "--lora-r", "8"])
     assert result.exit_code == 0, result.output
     assert "20.91B parameters" in result.output and "does NOT fit" in result.output
+    LlamaConfig(**LLAMA_8B).save_pretrained(tmp_path / "8b")
+    on, off = (" ".join(runner.invoke(app, ["plan", "--model", str(tmp_path / "8b"), "--batch-size", "4",
+                                            "--max-seq-length", "2048", "--gpu-mem", "24", "--backend", "unsloth",
+                                            *flag]).output.split())  # rich wraps lines
+               for flag in ([], ["--no-offload-activations"]))
+    assert "with --no-offload-activations this run" in on and "--no-offload-activations" not in off
+    assert "peak allocated 7.3 GiB" in on and "peak allocated 9.2 GiB" in off
     result = runner.invoke(app, ["plan", "--model", str(tmp_path / "missing")])
     assert result.exit_code == 1 and "error" in result.output and "Traceback" not in result.output
 
