@@ -97,10 +97,21 @@ _warned: set[str] = set()
 
 def unsloth_checkpointing(gradient_checkpointing: bool, offload: bool = True) -> str | bool:
     """Unsloth's use_gradient_checkpointing: "unsloth" offloads each layer's input to CPU memory, True keeps it on
-    the GPU (1.6 GiB more on the 8B shape, 13 % faster: docs/benchmarks.md)."""
+    the GPU (1.6 GiB more on the 8B shape; as fast on one GPU, 4 % faster under 2-GPU DDP: docs/benchmarks.md)."""
     if not gradient_checkpointing:
         return False
     return "unsloth" if offload else True
+
+
+def unsloth_lora(model: Any, lora: LoraSettings, *, gradient_checkpointing: bool, offload: bool = True) -> Any:
+    """Unsloth's PeftModel around `model`, with booktune's LoRA settings and checkpointing."""
+    from unsloth import FastLanguageModel
+
+    return FastLanguageModel.get_peft_model(
+        model, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias="none",
+        target_modules=unsloth_targets(model, lora.target_modules), random_state=lora.seed,
+        use_gradient_checkpointing=unsloth_checkpointing(gradient_checkpointing, offload),
+    )
 
 
 def load_unsloth(path: str, *, max_seq_length: int, dtype: Any, load_in_4bit: bool, lora: LoraSettings,
@@ -112,12 +123,7 @@ def load_unsloth(path: str, *, max_seq_length: int, dtype: Any, load_in_4bit: bo
         model_name=path, max_seq_length=max_seq_length, dtype=dtype, load_in_4bit=load_in_4bit,
         trust_remote_code=trust_remote_code, local_files_only=os.path.isdir(path),
     )
-    model = FastLanguageModel.get_peft_model(
-        model, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias="none",
-        target_modules=unsloth_targets(model, lora.target_modules), random_state=lora.seed,
-        use_gradient_checkpointing=unsloth_checkpointing(gradient_checkpointing, offload),
-    )
-    return model, tokenizer
+    return unsloth_lora(model, lora, gradient_checkpointing=gradient_checkpointing, offload=offload), tokenizer
 
 
 def unsloth_targets(model: Any, target_modules: list[str] | str) -> list[str]:
@@ -157,13 +163,8 @@ def load_for_training(backend: str, spec: str, prec: Any, lora: LoraSettings, *,
                                 load_in_4bit=prec.load_in_4bit, lora=lora, trust_remote_code=trust_remote_code,
                                 gradient_checkpointing=prec.gradient_checkpointing,
                                 offload=prec.offload_activations)[0], None
-        from unsloth import FastLanguageModel
-
-        return FastLanguageModel.get_peft_model(
-            base_model, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias="none",
-            target_modules=unsloth_targets(base_model, lora.target_modules), random_state=lora.seed,
-            use_gradient_checkpointing=unsloth_checkpointing(prec.gradient_checkpointing,
-                                                             prec.offload_activations)), None
+        return unsloth_lora(base_model, lora, gradient_checkpointing=prec.gradient_checkpointing,
+                            offload=prec.offload_activations), None
     if prec.load_in_4bit:
         from booktune.plan import check_hf_quantization
 

@@ -115,13 +115,12 @@ def train_adapter(
     held = heldout_rows(data_dir, tokenizer, max_seq_length=max_seq_length, truncation=truncation) if eval_steps else []
 
     # 2. Precision and device: 4-bit NF4 base on CUDA unless turned off; bf16 where supported.
-    prec = choose_precision(device, dtype, load_in_4bit, gradient_checkpointing)
+    prec = choose_precision(device, dtype, load_in_4bit, gradient_checkpointing, offload_activations)
     # Launched on several processes: DDP or FSDP, and accumulation that keeps the global batch (distributed.py).
     scale = scale_out(distributed, device=prec.device, settings=locals(),  # plan reads model, lora_r, batch...
                       global_batch_size=global_batch_size, batch_size=batch_size, grad_accum=grad_accum,
                       backend=backend)
     liger_on = use_liger(liger, backend, prec.device)  # fused kernels for the hf backend, where installed
-    prec = replace(prec, offload_activations=offload_activations)  # Unsloth's checkpoints wait in CPU memory
 
     # 3. Model and LoRA: Unsloth builds its PeftModel itself; for hf, TRL wraps the base (and prepares 4-bit).
     lora_settings = LoraSettings(lora_r, lora_alpha, lora_dropout, target_modules, seed)
@@ -156,14 +155,8 @@ def train_adapter(
         callbacks=[RichProgress(), DescribeCheckpoint(metadata), *scale.callbacks()],
     )
     trainer.remove_callback(PrinterCallback)  # RichProgress reports the logs
-    print_plan(trainer.model, report, train_data, args, prec)
-    console.print(f"  backend: {backend}{' + Liger kernels' if liger_on else ''}; batches: {batching.mode} ({batching.why}), {len(train_data)} rows")
-    if backend == "unsloth" and prec.gradient_checkpointing:
-        console.print(f"  checkpointed activations {'in CPU memory' if offload_activations else 'kept on the GPU'} "
-                      "(offload_activations)")
-    for note in (scale.note, fsdp_note):
-        if note:
-            console.print(f"  {scale.processes} processes: {note}")
+    print_plan(trainer.model, report, train_data, args, prec,
+               setup_lines(backend, liger_on, batching, len(train_data), prec, scale.processes, [scale.note, fsdp_note]))
 
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=resume_point(run_dir, resume))
@@ -218,7 +211,7 @@ class Precision:
 
 
 def choose_precision(device: str | None, dtype: str, load_in_4bit: bool | None,
-                     gradient_checkpointing: bool | None) -> Precision:
+                     gradient_checkpointing: bool | None, offload_activations: bool = True) -> Precision:
     """4-bit and checkpointing default on with CUDA and off on CPU, where they cost time and save nothing needed."""
     from booktune.model import pick_device, pick_dtype
 
@@ -228,7 +221,7 @@ def choose_precision(device: str | None, dtype: str, load_in_4bit: bool | None,
     if four_bit and not on_gpu:
         raise TrainError("config field train.load_in_4bit: 4-bit training needs a CUDA GPU; use --no-4bit on CPU")
     checkpointing = on_gpu if gradient_checkpointing is None else gradient_checkpointing
-    return Precision(device, pick_dtype(dtype, device), four_bit, checkpointing)
+    return Precision(device, pick_dtype(dtype, device), four_bit, checkpointing, offload_activations)
 
 
 def train_rows(data_dir: str | Path, tokenizer: Any, *, max_seq_length: int, truncation: str) -> tuple[list, Any]:
@@ -306,8 +299,19 @@ def pin_single_card(args: Any, device: str) -> Any:
     return args
 
 
-def print_plan(model: Any, report: Any, rows: list, args: Any, prec: Precision) -> None:
-    """What is about to happen: parameters, examples, tokens lost to truncation, steps."""
+def setup_lines(backend: str, liger_on: bool, batching: Any, rows: int, prec: Precision, processes: int,
+                notes: list[str]) -> list[str]:
+    """How the run trains: backend and kernels, batches, where Unsloth's checkpoints wait, the processes' notes."""
+    lines = [f"backend: {backend}{' + Liger kernels' if liger_on else ''}; batches: {batching.mode} "
+             f"({batching.why}), {rows} rows"]
+    if backend == "unsloth" and prec.gradient_checkpointing:
+        where = "in CPU memory" if prec.offload_activations else "kept on the GPU"
+        lines.append(f"checkpointed activations {where} (offload_activations)")
+    return lines + [f"{processes} processes: {note}" for note in notes if note]
+
+
+def print_plan(model: Any, report: Any, rows: list, args: Any, prec: Precision, setup: list[str]) -> None:
+    """What is about to happen: parameters, examples, tokens lost to truncation, steps, and how it trains."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
@@ -318,3 +322,5 @@ def print_plan(model: Any, report: Any, rows: list, args: Any, prec: Precision) 
     for line in report.lines():
         console.print(f"  {line}")
     console.print(f"  optimizer steps: {steps} ({per_step} rows per step)")
+    for line in setup:
+        console.print(f"  {line}")
