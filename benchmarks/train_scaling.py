@@ -8,6 +8,7 @@ train/distributed.py's DDP/FSDP settings) on seed-shaped rows (550-1100 tokens, 
     python benchmarks/train_scaling.py --models /tmp/bench-models --out scaling.jsonl          # both parts
     python benchmarks/train_scaling.py --part ddp --gpus 1 2                                  # DDP only
     python benchmarks/train_scaling.py --part fsdp --cap-gib 24                                # FSDP only
+    python benchmarks/train_scaling.py --part ddp --runs hf-liger hf-liger-bal --prewarm       # rows dealt by tokens
 
 DDP: llama-8b, QLoRA r16, per-GPU batch 4 x 2048 packed, on 1 and on 2 GPUs: non-padding tok/s over all ranks,
 speed-up, per-GPU peak allocated/reserved, and booktune plan's per-GPU prediction.
@@ -81,13 +82,14 @@ def build_trainer(spec: dict, counter_box: list) -> tuple:
     from booktune.train.recipe import Precision, sft_args
     from booktune.train.trainer import sft_trainer_class
 
-    prec = Precision(pick_device(None), torch.bfloat16, True, True, spec.get("offload", True))
+    prec = Precision(pick_device(None), torch.bfloat16, True, True)
     plan_fields = {"model": spec["model_dir"], "batch_size": spec["batch"], "max_seq_length": spec["seq"],
                    "lora_r": spec["lora_r"], "load_in_4bit": True, "gradient_checkpointing": True, "backend": backend,
-                   "offload_activations": prec.offload_activations}
+                   "offload_activations": spec.get("offload")}
     scale = scale_out(spec["strategy"], device=prec.device, settings=plan_fields,
                       global_batch_size=spec.get("global_batch"), batch_size=spec["batch"], grad_accum=1,
-                      backend=backend)
+                      backend=backend, offload_activations=spec.get("offload"))  # None: as booktune decides
+    prec = replace(prec, offload_activations=scale.offload_activations)
     tok = AutoTokenizer.from_pretrained(spec["model_dir"])
     lora = LoraSettings(spec["lora_r"], 2 * spec["lora_r"], 0.0, ["all-linear"], 42)
     model, peft_config = load_for_training(backend, spec["model_dir"],
@@ -110,9 +112,13 @@ def build_trainer(spec: dict, counter_box: list) -> tuple:
                     save_total_limit=1, seed=42, max_seq_length=spec["seq"],
                     extra=scale.trainer_args(True) | {"train_sampling_strategy": batching.sampling,
                                                       "use_liger_kernel": bool(spec.get("liger"))})
-    return sft_trainer_class()(model=model, args=args, train_dataset=Dataset.from_list(data), processing_class=tok,
-                               data_collator=counter, peft_config=peft_config,
-                               callbacks=scale.callbacks()), scale, backend
+    trainer = sft_trainer_class()(model=model, args=args, train_dataset=Dataset.from_list(data), processing_class=tok,
+                                  data_collator=counter, peft_config=peft_config, callbacks=scale.callbacks())
+    if spec.get("balance") and scale.processes > 1 and batching.mode == "packed":  # as the recipe does
+        from booktune.train.balance import deal_by_tokens
+
+        print(deal_by_tokens(trainer, [len(r["input_ids"]) for r in data]), flush=True)
+    return trainer, scale, backend
 
 
 def timer(spec: dict):
@@ -177,12 +183,16 @@ def worker(spec: dict) -> None:
                          torch.cuda.max_memory_allocated(), torch.cuda.max_memory_reserved(),
                          sum(float(t.sum()) for t in lora), sum(float(t.abs().sum()) for t in lora)],
                         dtype=torch.float64, device="cuda")
+    per_batch = torch.tensor(box[0].tokens[w:w + spec["steps"] * accum], dtype=torch.float64, device="cuda")
     rows = [torch.zeros_like(mine) for _ in range(scale.processes)]
+    batches = [torch.zeros_like(per_batch) for _ in range(scale.processes)]
     if dist.is_initialized():
         dist.all_gather(rows, mine)
+        dist.all_gather(batches, per_batch)
     else:
-        rows = [mine]
+        rows, batches = [mine], [per_batch]
     if int(os.environ.get("RANK", "0")) == 0:
+        planned = {"backend": backend, "offload": scale.offload_activations}
         seconds = clock.marks[-1] - clock.marks[0]
         tokens = sum(float(r[0]) for r in rows)
         print("RESULT " + json.dumps({
@@ -192,13 +202,14 @@ def worker(spec: dict) -> None:
             "s_per_step": round(seconds / spec["steps"], 3),
             "tokens_per_rank": [int(r[0]) for r in rows], "adapter": adapter, "grad_accum": scale.grad_accum,
             "step_s": clock.step_seconds(),  # from the 2nd timed step on
+            "batch_tokens": [[int(x) for x in b.tolist()] for b in batches],  # per rank, each timed micro-batch
             "lora_checksums": [[float(r[3]), float(r[4])] for r in rows],  # equal on every rank under DDP
             "losses": [round(e["loss"], 5) for e in trainer.state.log_history if "loss" in e],
             "peak_alloc_gib": [round(float(r[1]) / GIB, 2) for r in rows],
             "peak_reserved_gib": [round(float(r[2]) / GIB, 2) for r in rows],
-            "plan_alloc_gib": round(plan_gib(spec | {"backend": backend}, scale.processes, scale.strategy,
-                                             "allocated"), 2),
-            "plan_total_gib": round(plan_gib(spec | {"backend": backend}, scale.processes, scale.strategy), 2)}),
+            "offload_activations": scale.offload_activations,
+            "plan_alloc_gib": round(plan_gib(spec | planned, scale.processes, scale.strategy, "allocated"), 2),
+            "plan_total_gib": round(plan_gib(spec | planned, scale.processes, scale.strategy), 2)}),
               flush=True)
 
 
@@ -243,7 +254,6 @@ def concurrent(spec: dict, cards: int, timeout: int) -> list[dict]:
 
 def compare(one: dict, many: dict) -> dict:
     """Loss curves and LoRA weights of a 1-process run against an N-process run with the same global batch."""
-    import torch
     from safetensors.torch import load_file
 
     if "error" in one or "error" in many:
@@ -268,8 +278,11 @@ def pick_fsdp_shape(spec: dict, cap: float) -> str | None:
     return fitting[-1] if fitting else None
 
 
+# auto: booktune's default (Unsloth when installed; activations offloaded on one GPU, kept under DDP where they fit)
 RUNS = {"auto": {"backend": "auto"}, "auto-kept": {"backend": "auto", "offload": False},
+        "auto-offload": {"backend": "auto", "offload": True},
         "hf": {"backend": "hf"}, "hf-liger": {"backend": "hf", "liger": True}}
+RUNS |= {f"{name}-bal": spec | {"balance": True} for name, spec in RUNS.items()}  # rows dealt by token count
 
 
 def emit(a: argparse.Namespace, row: dict) -> None:
@@ -286,10 +299,16 @@ def drive(a: argparse.Namespace) -> None:
             "backend": a.backend}
     if a.part in ("ddp", "both"):
         model_dir = str(bench_models.build_model("llama-8b", a.models))
-        for run in a.runs or [a.backend]:
+        runs = a.runs or [a.backend]
+        for i, run in enumerate(runs):
             spec = base | RUNS[run] | {"shape": "llama-8b", "strategy": "ddp", "name": f"ddp-llama-8b-{run}",
                                        "model_dir": model_dir}
+            if a.prewarm and i == 0:  # the call's first launch fills the compile caches: not a timing
+                emit(a, launch(spec | {"name": spec["name"] + "-prewarm", "steps": 2, "warmup": 1}, max(a.gpus),
+                               a.timeout) | {"prewarm": True})
             for n in a.gpus:
+                if n == 1 and run.endswith("-bal") and run.removesuffix("-bal") in runs:
+                    continue  # one process deals nothing: its run without -bal is the same
                 emit(a, launch(spec, n, a.timeout))
             if a.concurrent:
                 for row in concurrent(spec, max(a.gpus), a.timeout):
@@ -349,6 +368,8 @@ def main() -> None:
     ap.add_argument("--cap-gib", type=float, default=24.0)
     ap.add_argument("--fsdp-shape", choices=sorted(FSDP_SHAPES), help="default: picked by plan for --cap-gib")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per launch")
+    ap.add_argument("--prewarm", action="store_true",
+                    help="DDP part: a short untimed launch first, so no timed run pays the call's compile")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:

@@ -220,7 +220,7 @@ def settings_for(train: Any) -> Settings:
     backend = getattr(train, "backend", "auto")
     backend = ("unsloth" if unsloth_installed() else "hf") if backend == "auto" else backend
     return Settings(train.batch_size, train.max_seq_length, backend, train.lora_r, train.load_in_4bit is not False,
-                    train.gradient_checkpointing is not False, offload=getattr(train, "offload_activations", True))
+                    train.gradient_checkpointing is not False, offload=getattr(train, "offload_activations", True) is not False)
 
 
 def memory_breakdown(train: Any) -> dict[str, float]:

@@ -63,14 +63,19 @@ def weights_fit(train: Any, card_bytes: int, gpus: int = 2) -> bool | None:
     return single.weights * (1 + 1 / max(gpus, 1)) + single.overhead + 2 * single.layer <= card_bytes
 
 
-def describe_split(shape: Any, settings: Any, card_bytes: float, gpus: int, requested: str) -> list[str]:
-    """Lines for `booktune plan --gpus N --distributed auto|ddp|fsdp`: the strategy and each GPU's peak."""
+def describe_split(shape: Any, settings: Any, card_bytes: float, gpus: int, requested: str,
+                   offload_asked: bool | None = None) -> list[str]:
+    """Lines for `booktune plan --gpus N --distributed auto|ddp|fsdp`: the strategy and each GPU's peak.
+    `offload_asked` None: Unsloth's activation offload as training would choose it (distributed.choose_offload)."""
     from booktune.plan import predict
-    from booktune.train.distributed import backend_for, choose_strategy
+    from booktune.train.distributed import backend_for, choose_offload, choose_strategy
 
     fits = predict(shape, settings).total <= card_bytes
     strategy, why = choose_strategy(requested, processes=gpus, fits_one_card=fits)
     backend, note = backend_for(settings.backend, strategy)  # the backend those processes would train with
-    lines = [f"on {gpus} GPUs: {why}"] + ([f"  {note}"] if note else [])
-    mem = per_gpu(predict(shape, replace(settings, backend=backend)), gpus, strategy)
+    kept = per_gpu(predict(shape, replace(settings, backend=backend, offload=False)), gpus, strategy)
+    offload, offload_note = choose_offload(offload_asked, strategy=strategy, backend=backend,
+                                           kept_fits=kept.total <= HEADROOM * card_bytes)
+    lines = [f"on {gpus} GPUs: {why}"] + [f"  {n}" for n in (note, offload_note) if n]
+    mem = per_gpu(predict(shape, replace(settings, backend=backend, offload=offload)), gpus, strategy)
     return lines + mem.summary(card_bytes, per_gpu=True)

@@ -19,6 +19,7 @@ from booktune.train.distributed import (
     World,
     backend_for,
     choose_cards,
+    choose_offload,
     choose_strategy,
     default_card,
     global_grad_accum,
@@ -112,6 +113,44 @@ def test_scale_out_under_a_launcher():
     assert fsdp.strategy == "fsdp" and fsdp.load_device("cuda:1") == "cpu"
     alone = scale_out("fsdp", device="cpu", settings={}, global_batch_size=None, batch_size=1, grad_accum=4, env={})
     assert (alone.strategy, alone.grad_accum, alone.trainer_args(True)) == ("single", 4, {})
+
+
+def test_unsloth_keeps_activations_on_the_gpu_only_under_ddp_when_they_fit():
+    assert choose_offload(None, strategy="single", backend="unsloth", kept_fits=True) == (True, "")
+    kept, note = choose_offload(None, strategy="ddp", backend="unsloth", kept_fits=True)
+    assert kept is False and "each step waits for the slower rank" in note
+    for strategy, backend, fits in [("ddp", "unsloth", False), ("ddp", "unsloth", None), ("ddp", "hf", True),
+                                    ("fsdp", "unsloth", True)]:
+        assert choose_offload(None, strategy=strategy, backend=backend, kept_fits=fits) == (True, "")
+    assert choose_offload(True, strategy="ddp", backend="unsloth", kept_fits=True) == (True, "")  # as asked
+    assert choose_offload(False, strategy="single", backend="unsloth", kept_fits=None) == (False, "")
+
+
+def test_scale_out_resolves_the_offload():
+    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2"}
+    args = dict(device="cpu", settings={}, global_batch_size=None, batch_size=1, grad_accum=1, backend="unsloth")
+    assert scale_out("ddp", **args, env=env).offload_activations is True  # no plan on a CPU: nothing is known to fit
+    assert scale_out("ddp", **args, offload_activations=False, env={}).offload_activations is False
+
+
+def test_plan_keeps_unsloths_activations_under_ddp_where_they_fit(tmp_path):
+    from typer.testing import CliRunner
+
+    from booktune.cli import app
+    from booktune.plan import Settings, Shape, predict
+
+    LlamaConfig(**LLAMA_8B).save_pretrained(tmp_path)
+    base = ["plan", "--model", str(tmp_path), "--max-seq-length", "2048", "--batch-size", "4", "--backend",
+            "unsloth", "--gpus", "2", "--distributed", "ddp"]
+    auto, asked = (" ".join(CliRunner().invoke(app, base + flag).output.split())
+                   for flag in (["--gpu-mem", "24"], ["--gpu-mem", "24", "--offload-activations"]))
+    kept = per_gpu(predict(Shape.from_config(LlamaConfig(**LLAMA_8B)), Settings(4, 2048, offload=False)), 2, "ddp")
+    offloaded = per_gpu(predict(Shape.from_config(LlamaConfig(**LLAMA_8B)), Settings(4, 2048)), 2, "ddp")
+    assert "checkpointed activations kept on the GPU" in auto and "kept on the GPU" not in asked
+    assert f"{kept.allocated / GIB:.1f} GiB" in auto.split("on 2 GPUs")[1]
+    assert f"{offloaded.allocated / GIB:.1f} GiB" in asked.split("on 2 GPUs")[1]
+    tight = " ".join(CliRunner().invoke(app, base + ["--gpu-mem", "9.5"]).output.split())  # kept would not fit
+    assert "kept on the GPU" not in tight
 
 
 def test_trainer_args_for_ddp_and_fsdp():

@@ -17,7 +17,8 @@ def plan(
     backend: Annotated[str, typer.Option(help="'unsloth', 'hf', or 'auto' (unsloth when installed).")] = "auto",
     lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
     four_bit: Annotated[bool, typer.Option("--4bit/--no-4bit", help="4-bit NF4 base weights.")] = True,
-    offload_activations: Annotated[bool, typer.Option(help="Unsloth: checkpointed activations in CPU memory.")] = True,
+    offload_activations: Annotated[Optional[bool], typer.Option(
+        help="Unsloth: checkpointed activations in CPU memory (default: on, off under DDP where they fit).")] = None,
     gpus: Annotated[int, typer.Option(min=1, help="GPUs the run is spread over, one process each.")] = 1,
     distributed: Annotated[str, typer.Option(help="With --gpus above 1: 'ddp', 'fsdp', or 'auto' (DDP when the "
                                                   "run fits one card, else FSDP).")] = "auto",
@@ -33,10 +34,10 @@ def plan(
     if backend == "auto":
         backend = "unsloth" if unsloth_installed() else "hf"
     card = gpu_mem * GIB if gpu_mem else (card_memory() or 24 * GIB)
-    settings = Settings(batch_size, max_seq_length, backend, lora_r, four_bit, offload=offload_activations)
+    settings = Settings(batch_size, max_seq_length, backend, lora_r, four_bit, offload=offload_activations is not False)
     shape = load_shape(model)
     lines = describe(shape, settings, card)
     if gpus > 1:
-        lines += describe_split(shape, settings, card, gpus, distributed)
+        lines += describe_split(shape, settings, card, gpus, distributed, offload_activations)
     for line in lines:
         console.print(line)

@@ -8,7 +8,10 @@ Features
 - TRL's SFTTrainer runs the loop: checkpoints every `save_steps`, `resume=True` continues from the last complete one,
   loss to TensorBoard (RUN/logs) and to RUN/loss.png, a rich progress bar.
 - RUN describes itself: adapter, tokenizer, chat template, config and booktune version (see train/artifacts.py).
-- On the Unsloth backend, checkpointed activations wait in CPU memory (`offload_activations`, on by default).
+- On the Unsloth backend, checkpointed activations wait in CPU memory (`offload_activations`; by default on, but
+  kept on the GPU under DDP where plan says they fit).
+- Several processes (torchrun / accelerate / `gpus`): DDP or FSDP (train/distributed.py), and each step's packed rows
+  dealt to the ranks by token count, the step's rows unchanged (`balance_tokens`, train/balance.py).
 
 Failure modes it reports before spending compute
 - DATA is not a prepared folder, or its train split is empty                       -> DataError
@@ -64,7 +67,7 @@ def train_adapter(
     load_in_4bit: bool | None = None,
     dtype: str = "auto",
     gradient_checkpointing: bool | None = None,
-    offload_activations: bool = True,
+    offload_activations: bool | None = None,
     logging_steps: int = 5,
     eval_steps: int = 50,
     save_steps: int = 50,
@@ -78,6 +81,7 @@ def train_adapter(
     gpus: str | None = None,  # used by booktune.api, which launches the processes (train/launch.py)
     distributed: str = "auto",
     global_batch_size: int | None = None,
+    balance_tokens: bool = True,
     resume: bool = False,
     base_model: Any = None,
     tokenizer: Any = None,
@@ -97,6 +101,7 @@ def train_adapter(
     from booktune.evaluate.rows import heldout_rows
     from booktune.model import load_tokenizer
     from booktune.train.artifacts import run_metadata
+    from booktune.train.balance import deal_by_tokens
     from booktune.train.callbacks import DescribeCheckpoint, RichProgress
     from booktune.train.distributed import scale_out, silence_other_ranks
     from booktune.train.packing import choose_batching, training_batches
@@ -115,11 +120,12 @@ def train_adapter(
     held = heldout_rows(data_dir, tokenizer, max_seq_length=max_seq_length, truncation=truncation) if eval_steps else []
 
     # 2. Precision and device: 4-bit NF4 base on CUDA unless turned off; bf16 where supported.
-    prec = choose_precision(device, dtype, load_in_4bit, gradient_checkpointing, offload_activations)
+    prec = choose_precision(device, dtype, load_in_4bit, gradient_checkpointing)
     # Launched on several processes: DDP or FSDP, and accumulation that keeps the global batch (distributed.py).
     scale = scale_out(distributed, device=prec.device, settings=locals(),  # plan reads model, lora_r, batch...
                       global_batch_size=global_batch_size, batch_size=batch_size, grad_accum=grad_accum,
-                      backend=backend)
+                      backend=backend, offload_activations=offload_activations)
+    prec = replace(prec, offload_activations=scale.offload_activations)  # Unsloth: on, but not under DDP if it fits
     liger_on = use_liger(liger, backend, prec.device)  # fused kernels for the hf backend, where installed
 
     # 3. Model and LoRA: Unsloth builds its PeftModel itself; for hf, TRL wraps the base (and prepares 4-bit).
@@ -155,8 +161,12 @@ def train_adapter(
         callbacks=[RichProgress(), DescribeCheckpoint(metadata), *scale.callbacks()],
     )
     trainer.remove_callback(PrinterCallback)  # RichProgress reports the logs
+    dealt = ""
+    if balance_tokens and scale.processes > 1 and batching.mode == "packed":  # equal work per rank (balance.py)
+        dealt = deal_by_tokens(trainer, [len(r["input_ids"]) for r in train_data])
+    notes = [scale.note, fsdp_note, scale.offload_note, dealt]
     print_plan(trainer.model, report, train_data, args, prec,
-               setup_lines(backend, liger_on, batching, len(train_data), prec, scale.processes, [scale.note, fsdp_note]))
+               setup_lines(backend, liger_on, batching, len(train_data), prec, scale.processes, notes))
 
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=resume_point(run_dir, resume))
