@@ -17,7 +17,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-GROUPS = [("4-bit dequantize (bitsandbytes)", r"dequant|kDequantize"),
+GROUPS = [("NCCL (DDP all-reduce, waits included)", r"nccl"),
+          ("4-bit dequantize (bitsandbytes)", r"dequant|kDequantize"),
           ("attention", r"flash|fmha|attention|attn|sdpa|varlen"),
           ("matmul (GEMM)", r"gemm|sm90|xmma|cutlass|cublas|nvjet|matmul"),
           ("copies / casts", r"copy|cast|to_copy|memcpy|memset"),

@@ -174,6 +174,13 @@ def worker(spec: dict) -> None:
     trainer, scale, backend = build_trainer(spec, box)
     clock = timer(spec)
     trainer.add_callback(clock)
+    if spec.get("profile"):  # each rank's GPU kernels over the timed steps, NCCL apart (profile_step.py)
+        from argparse import Namespace
+
+        from profile_step import profiler_callback
+
+        out = Path(os.environ.get("BENCH_LOG_DIR", "/tmp")) / f"{spec['name']}-{scale.processes}gpu-rank{local}.txt"
+        trainer.add_callback(profiler_callback(Namespace(warmup=spec["warmup"], steps=spec["steps"], out=out)))
     trainer.train()
     w, accum = spec["warmup"] * scale.grad_accum, scale.grad_accum
     named = {n: p.detach() for n, p in trainer.model.named_parameters() if "lora_" in n}
@@ -296,7 +303,7 @@ def drive(a: argparse.Namespace) -> None:
 
     bench_models.SHAPES.update(FSDP_SHAPES)
     base = {"batch": a.batch, "seq": a.seq, "lora_r": 16, "steps": a.steps, "warmup": a.warmup,
-            "backend": a.backend}
+            "backend": a.backend, "profile": a.profile}
     if a.part in ("ddp", "both"):
         model_dir = str(bench_models.build_model("llama-8b", a.models))
         runs = a.runs or [a.backend]
@@ -304,8 +311,8 @@ def drive(a: argparse.Namespace) -> None:
             spec = base | RUNS[run] | {"shape": "llama-8b", "strategy": "ddp", "name": f"ddp-llama-8b-{run}",
                                        "model_dir": model_dir}
             if a.prewarm and i == 0:  # the call's first launch fills the compile caches: not a timing
-                emit(a, launch(spec | {"name": spec["name"] + "-prewarm", "steps": 2, "warmup": 1}, max(a.gpus),
-                               a.timeout) | {"prewarm": True})
+                short = {"name": spec["name"] + "-prewarm", "steps": 2, "warmup": 1, "profile": False}
+                emit(a, launch(spec | short, max(a.gpus), a.timeout) | {"prewarm": True})
             for n in a.gpus:
                 if n == 1 and run.endswith("-bal") and run.removesuffix("-bal") in runs:
                     continue  # one process deals nothing: its run without -bal is the same
@@ -368,6 +375,9 @@ def main() -> None:
     ap.add_argument("--cap-gib", type=float, default=24.0)
     ap.add_argument("--fsdp-shape", choices=sorted(FSDP_SHAPES), help="default: picked by plan for --cap-gib")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per launch")
+    ap.add_argument("--profile", action="store_true",
+                    help="DDP part: torch.profiler over the timed steps, one kernel table per rank in BENCH_LOG_DIR "
+                         "(the timings then include the profiler)")
     ap.add_argument("--prewarm", action="store_true",
                     help="DDP part: a short untimed launch first, so no timed run pays the call's compile")
     ap.add_argument("--worker", help=argparse.SUPPRESS)

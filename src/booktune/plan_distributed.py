@@ -42,10 +42,11 @@ def estimate(train: Any, gpus: int = 1, strategy: str = "single") -> Plan:
     return per_gpu(Plan(**memory_breakdown(train)), gpus, strategy)
 
 
-def fits_one_card(train: Any, card_bytes: int) -> bool | None:
-    """Whether the whole run fits one card of `card_bytes` (None: the model cannot be sized)."""
+def fits_one_card(train: Any, card_bytes: int, ddp_gpus: int = 1) -> bool | None:
+    """Whether the whole run fits one card of `card_bytes`, alone or as one of `ddp_gpus` DDP ranks (None: the
+    model cannot be sized)."""
     try:
-        return estimate(train).total <= HEADROOM * card_bytes
+        return estimate(train, ddp_gpus, "ddp" if ddp_gpus > 1 else "single").total <= HEADROOM * card_bytes
     except PlanError:
         return None
 

@@ -292,16 +292,16 @@ def scale_out(requested: str, *, device: str, settings: Any, global_batch_size: 
                                "backend does not run; pass --distributed fsdp (trains with hf) or --backend hf")
     weights_fit = card_fits(settings, device, weights_only=True) if strategy == "fsdp" else None
     ask_plan = offload_activations is None and strategy == "ddp" and backend == "unsloth"
-    kept_fits = card_fits(SimpleNamespace(**vars(settings) | {"offload_activations": False}), device) \
-        if ask_plan else None
+    kept = SimpleNamespace(**vars(settings) | {"offload_activations": False})
+    kept_fits = card_fits(kept, device, ddp_gpus=w.size) if ask_plan else None
     offload, offload_note = choose_offload(offload_activations, strategy=strategy, backend=backend,
                                            kept_fits=kept_fits)
     return ScaleOut(strategy, w.size, accum, note, weights_fit, offload, offload_note)
 
 
-def card_fits(settings: Any, device: str, weights_only: bool = False) -> bool | None:
-    """plan's verdict for this process's card: the whole run, or just the base weights (None on a CPU or without
-    an estimate)."""
+def card_fits(settings: Any, device: str, weights_only: bool = False, ddp_gpus: int = 1) -> bool | None:
+    """plan's verdict for this process's card: the whole run (alone, or as one of `ddp_gpus` DDP ranks), or just the
+    base weights (None on a CPU or without an estimate)."""
     if not device.startswith("cuda"):
         return None
     import torch
@@ -310,7 +310,7 @@ def card_fits(settings: Any, device: str, weights_only: bool = False) -> bool | 
 
     index = torch.device(device).index or 0
     card = int(torch.cuda.get_device_properties(index).total_memory * memory_fraction(index))
-    return weights_fit(settings, card, world().size) if weights_only else fits_one_card(settings, card)
+    return weights_fit(settings, card, world().size) if weights_only else fits_one_card(settings, card, ddp_gpus)
 
 
 def memory_fraction(index: int) -> float:
