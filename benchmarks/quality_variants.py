@@ -1,10 +1,12 @@
-"""Held-out perplexity of the demo's default run with one change: NEFTune noise, or a second tiling of the training
-text shifted by some words (twice the passages, each word trained twice in other company). Not part of the package.
+"""Held-out perplexity of the demo's default run with one change: NEFTune noise, a second tiling of the training
+text shifted by some words (twice the passages, each word trained twice in other company), or PEFT's PiSSA
+initialisation (the adapter starts from each weight's principal singular vectors). Not part of the package.
 
     booktune run examples/books --out outputs/demo            # once: the prepared data and the base perplexity
     python benchmarks/quality_variants.py --out /tmp/q/control
     python benchmarks/quality_variants.py --out /tmp/q/neft5 --neftune 5
     python benchmarks/quality_variants.py --out /tmp/q/retile175 --retile 175
+    python benchmarks/quality_variants.py --out /tmp/q/pissa --init pissa_niter_4 --lr 2e-4
 """
 
 from __future__ import annotations
@@ -48,12 +50,27 @@ def with_neftune(alpha: float) -> None:
     recipe.sft_args = sft_args
 
 
+def with_lora_init(init: str) -> None:
+    """Make the recipe's LoraConfig start the adapter with PEFT's `init_lora_weights=init` (e.g. 'pissa_niter_4')."""
+    import booktune.train.backends as backends
+
+    original = backends.hf_lora_config
+
+    def hf_lora_config(lora):
+        config = original(lora)
+        config.init_lora_weights = init
+        return config
+
+    backends.hf_lora_config = hf_lora_config
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="outputs/demo/data", help="a prepared DATA folder (the demo's)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--neftune", type=float, default=None, help="NEFTune noise alpha")
     ap.add_argument("--retile", type=int, default=0, help="add a second tiling starting this many words in")
+    ap.add_argument("--init", default=None, help="PEFT init_lora_weights, e.g. pissa_niter_4 or olora")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--epochs", type=float, default=1.0)
     a = ap.parse_args()
@@ -65,6 +82,8 @@ def main() -> None:
         print(f"added {add_shifted_tiling(data, a.retile)} passages shifted by {a.retile} words", flush=True)
     if a.neftune:
         with_neftune(a.neftune)
+    if a.init:
+        with_lora_init(a.init)
     import booktune
     from booktune.evaluate.loss import heldout_loss
     from booktune.evaluate.rows import heldout_rows
