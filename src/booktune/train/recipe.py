@@ -221,8 +221,9 @@ class Precision:
 
 
 def choose_precision(device: str | None, dtype: str, load_in_4bit: bool | None,
-                     gradient_checkpointing: bool | None, offload_activations: bool = True) -> Precision:
-    """4-bit and checkpointing default on with CUDA and off on CPU, where they cost time and save nothing needed."""
+                     gradient_checkpointing: bool | None) -> Precision:
+    """4-bit and checkpointing default on with CUDA and off on CPU, where they cost time and save nothing needed.
+    Unsloth's activation offload starts on; scale_out decides it for the run (distributed.choose_offload)."""
     from booktune.model import pick_device, pick_dtype
 
     device = pick_device(device)
@@ -231,7 +232,7 @@ def choose_precision(device: str | None, dtype: str, load_in_4bit: bool | None,
     if four_bit and not on_gpu:
         raise TrainError("config field train.load_in_4bit: 4-bit training needs a CUDA GPU; use --no-4bit on CPU")
     checkpointing = on_gpu if gradient_checkpointing is None else gradient_checkpointing
-    return Precision(device, pick_dtype(dtype, device), four_bit, checkpointing, offload_activations)
+    return Precision(device, pick_dtype(dtype, device), four_bit, checkpointing)
 
 
 def train_rows(data_dir: str | Path, tokenizer: Any, *, max_seq_length: int, truncation: str) -> tuple[list, Any]:
