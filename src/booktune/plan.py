@@ -219,8 +219,9 @@ def settings_for(train: Any) -> Settings:
 
     backend = getattr(train, "backend", "auto")
     backend = ("unsloth" if unsloth_installed() else "hf") if backend == "auto" else backend
+    offload = getattr(train, "offload_activations", True) is not False  # unset: offloaded, as on one process
     return Settings(train.batch_size, train.max_seq_length, backend, train.lora_r, train.load_in_4bit is not False,
-                    train.gradient_checkpointing is not False, offload=getattr(train, "offload_activations", True) is not False)
+                    train.gradient_checkpointing is not False, offload=offload)
 
 
 def memory_breakdown(train: Any) -> dict[str, float]:

@@ -291,9 +291,10 @@ def scale_out(requested: str, *, device: str, settings: Any, global_batch_size: 
         raise DistributedError("config field train.distributed: 'auto' needs FSDP for this model, which the unsloth "
                                "backend does not run; pass --distributed fsdp (trains with hf) or --backend hf")
     weights_fit = card_fits(settings, device, weights_only=True) if strategy == "fsdp" else None
-    ask_plan = offload_activations is None and strategy == "ddp" and backend == "unsloth"
-    kept = SimpleNamespace(**vars(settings) | {"offload_activations": False})
-    kept_fits = card_fits(kept, device, ddp_gpus=w.size) if ask_plan else None
+    kept_fits = None  # asked of plan only when choose_offload would read it
+    if offload_activations is None and strategy == "ddp" and backend == "unsloth":
+        kept = SimpleNamespace(**vars(settings) | {"offload_activations": False})
+        kept_fits = card_fits(kept, device, ddp_gpus=w.size)
     offload, offload_note = choose_offload(offload_activations, strategy=strategy, backend=backend,
                                            kept_fits=kept_fits)
     return ScaleOut(strategy, w.size, accum, note, weights_fit, offload, offload_note)
