@@ -76,8 +76,10 @@ def train_cmd(
 ) -> None:
     """Train a LoRA adapter (loss on the answers only) on a prepared data folder."""
     import booktune
+    from booktune.train.distributed import end_process_group
 
     booktune.train(data, out, config=config, resume=resume, **overrides)
+    end_process_group()  # a launched rank exits next (the API leaves the group to its caller)
 
 
 @command(name="chat")

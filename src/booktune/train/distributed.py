@@ -63,10 +63,21 @@ def silence_other_ranks() -> None:
 
 def wait_for_everyone() -> None:
     """A barrier across the launched processes (no-op in a single process)."""
+    import torch
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+        # Untold, NCCL guesses each rank's card from its rank and warns that this can hang; it is the current one.
+        cards = [torch.cuda.current_device()] if dist.get_backend() == "nccl" else None
+        dist.barrier(device_ids=cards)
+
+
+def end_process_group() -> None:
+    """Close the launched group before a CLI process exits: torch warns of leaked resources otherwise."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 @dataclass(frozen=True)
