@@ -1,0 +1,49 @@
+"""Token rows of a prepared DATA folder for benchmarks/lora_sweep.py: train rows in file order (each book front to
+back, with its "book"), and the held-out rows, both made by booktune's own tokenize_records. Not part of the package.
+
+    booktune run examples/books --out outputs/demo      # once: the demo's prepared data
+    python benchmarks/sweep_rows.py outputs/demo/data .sw/rows350.json
+"""
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def sweep_rows(data: Path, tokenizer: Any, max_seq_length: int = 1024) -> dict[str, list[dict[str, Any]]]:
+    """{"train": rows, "eval": rows}, each row {"id", "input_ids", "labels", "book"}, labelled as training labels."""
+    from booktune.dataset import load_conversations, load_stats
+    from booktune.dataset.tokenize import tokenize_records
+
+    prompts = load_stats(data).get("prompts", {})
+    result = {}
+    for split in ("train", "eval"):
+        records = load_conversations(data, split)
+        rows, _ = tokenize_records(tokenizer, records, max_seq_length=max_seq_length, truncation="split",
+                                   system_prompt=prompts.get("system_prompt"), user_prompt=prompts.get("user_prompt"))
+        book = {r["id"]: r["book"] for r in records}
+        for row in rows:  # a split record's pieces (ids ending a / b) are not in `book`: their id prefix is the book
+            row["book"] = book.get(row["id"], row["id"].rsplit("-", 1)[0])
+        result[split] = rows
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data", type=Path, help="a prepared DATA folder")
+    ap.add_argument("out", type=Path, help="where to write the rows (JSON)")
+    ap.add_argument("--model", default="default", help="whose tokenizer and chat template")
+    ap.add_argument("--max-seq-length", type=int, default=1024)
+    a = ap.parse_args()
+    from booktune.model import load_tokenizer
+
+    result = sweep_rows(a.data, load_tokenizer(a.model), a.max_seq_length)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(result))
+    trained = sum(sum(1 for x in r["labels"] if x != -100) for r in result["train"])
+    print(f"{a.out}: {len(result['train'])} train rows ({trained:,} trained tokens), {len(result['eval'])} held-out rows")
+
+
+if __name__ == "__main__":
+    main()
