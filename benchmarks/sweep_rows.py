@@ -1,5 +1,5 @@
 """Token rows of a prepared DATA folder for benchmarks/lora_sweep.py: train rows in file order (each book front to
-back, with its "book"), and the held-out rows, both made by booktune's own tokenize_records. Not part of the package.
+back, with its "book"), and the held-out rows, both made by the recipe's own functions. Not part of the package.
 
     booktune run examples/books --out outputs/demo      # once: the demo's prepared data
     python benchmarks/sweep_rows.py outputs/demo/data .sw/rows350.json
@@ -12,21 +12,14 @@ from typing import Any
 
 
 def sweep_rows(data: Path, tokenizer: Any, max_seq_length: int = 1024) -> dict[str, list[dict[str, Any]]]:
-    """{"train": rows, "eval": rows}, each row {"id", "input_ids", "labels", "book"}, labelled as training labels."""
-    from booktune.dataset import load_conversations, load_stats
-    from booktune.dataset.tokenize import tokenize_records
+    """{"train": rows, "eval": rows} as the recipe makes them (train_rows, heldout_rows), train rows with their book."""
+    from booktune.evaluate.rows import heldout_rows
+    from booktune.train.recipe import train_rows
 
-    prompts = load_stats(data).get("prompts", {})
-    result = {}
-    for split in ("train", "eval"):
-        records = load_conversations(data, split)
-        rows, _ = tokenize_records(tokenizer, records, max_seq_length=max_seq_length, truncation="split",
-                                   system_prompt=prompts.get("system_prompt"), user_prompt=prompts.get("user_prompt"))
-        book = {r["id"]: r["book"] for r in records}
-        for row in rows:  # a split record's pieces (ids ending a / b) are not in `book`: their id prefix is the book
-            row["book"] = book.get(row["id"], row["id"].rsplit("-", 1)[0])
-        result[split] = rows
-    return result
+    train, _ = train_rows(data, tokenizer, max_seq_length=max_seq_length, truncation="split")
+    for row in train:  # ids are "<book>-<index>", with "a" / "b" after the index of a split record's pieces
+        row["book"] = row["id"].rsplit("-", 1)[0]
+    return {"train": train, "eval": heldout_rows(data, tokenizer, max_seq_length=max_seq_length, truncation="split")}
 
 
 def main() -> None:

@@ -392,3 +392,23 @@ def test_a_cpu_load_for_fsdp_quantizes_on_this_process_share_of_the_cores(monkey
     assert inside == max(1, os.cpu_count() or 1) and torch.get_num_threads() == 1
     with cpu_threads(False):
         assert torch.get_num_threads() == 1
+
+
+def test_run_plan_says_where_activations_wait_once():
+    """The recipe's setup lines: the offload choice's reason replaces the plain line, never repeats it."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from booktune.train.recipe import Precision, setup_lines
+
+    batching = SimpleNamespace(mode="packed", why="Unsloth packed attention")
+    kept = Precision("cuda", torch.bfloat16, True, True, offload_activations=False)
+    offload, note = choose_offload(None, strategy="ddp", backend="unsloth", kept_fits=True)
+    ddp = SimpleNamespace(processes=2, offload_note=note)
+    lines = setup_lines("unsloth", False, batching, 184, kept, ddp, ["DDP as asked", ""])
+    assert offload is False and lines[1:] == [note, "2 processes: DDP as asked"]
+    alone = SimpleNamespace(processes=1, offload_note="")
+    lines = setup_lines("unsloth", False, batching, 184, Precision("cuda", torch.bfloat16, True, True), alone, [])
+    assert lines == ["backend: unsloth; batches: packed (Unsloth packed attention), 184 rows",
+                     "checkpointed activations in CPU memory (offload_activations)"]

@@ -164,9 +164,8 @@ def train_adapter(
     dealt = ""
     if balance_tokens and scale.processes > 1 and batching.mode == "packed":  # equal work per rank (balance.py)
         dealt = deal_by_tokens(trainer, [len(r["input_ids"]) for r in train_data])
-    notes = [scale.note, fsdp_note, scale.offload_note, dealt]
     print_plan(trainer.model, report, train_data, args, prec,
-               setup_lines(backend, liger_on, batching, len(train_data), prec, scale.processes, notes))
+               setup_lines(backend, liger_on, batching, len(train_data), prec, scale, [scale.note, fsdp_note, dealt]))
 
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=resume_point(run_dir, resume))
@@ -310,15 +309,15 @@ def pin_single_card(args: Any, device: str) -> Any:
     return args
 
 
-def setup_lines(backend: str, liger_on: bool, batching: Any, rows: int, prec: Precision, processes: int,
+def setup_lines(backend: str, liger_on: bool, batching: Any, rows: int, prec: Precision, scale: Any,
                 notes: list[str]) -> list[str]:
     """How the run trains: backend and kernels, batches, where Unsloth's checkpoints wait, the processes' notes."""
-    lines = [f"backend: {backend}{' + Liger kernels' if liger_on else ''}; batches: {batching.mode} "
-             f"({batching.why}), {rows} rows"]
+    kernels = " + Liger kernels" if liger_on else ""
+    lines = [f"backend: {backend}{kernels}; batches: {batching.mode} ({batching.why}), {rows} rows"]
     if backend == "unsloth" and prec.gradient_checkpointing:
         where = "in CPU memory" if prec.offload_activations else "kept on the GPU"
-        lines.append(f"checkpointed activations {where} (offload_activations)")
-    return lines + [f"{processes} processes: {note}" for note in notes if note]
+        lines.append(scale.offload_note or f"checkpointed activations {where} (offload_activations)")  # note: why
+    return lines + [f"{scale.processes} processes: {note}" for note in notes if note]
 
 
 def print_plan(model: Any, report: Any, rows: list, args: Any, prec: Precision, setup: list[str]) -> None:
