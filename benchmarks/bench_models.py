@@ -41,7 +41,7 @@ def build_config(name: str) -> Any:
 
 def active_params(config: Any) -> int:
     """Parameters a token passes through (all of them for a dense model; top-k experts for MoE)."""
-    from booktune.plan import Shape
+    from booktune.training.memory import Shape
 
     s = Shape.from_config(config)
     attn = sum(a * b for a, b in s.attention())

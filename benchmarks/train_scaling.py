@@ -2,8 +2,8 @@
 
 Runs on any machine with 2+ CUDA GPUs (no Hub: random models of real shapes are built locally by bench_models.py).
 Each measurement is one `torch.distributed.run` of this file as a worker, so DDP/FSDP run exactly as under
-`booktune train --gpus N`: the worker builds the trainer from booktune's own pieces (backend, packing, sft_args and
-train/distributed.py's DDP/FSDP settings) on seed-shaped rows (550-1100 tokens, masked prompt).
+`booktune train --gpus N`: the worker builds its trainer with the recipe's own `build_trainer` (backend, scale-out,
+packing, balance) on seed-shaped rows (550-1100 tokens, masked prompt).
 
     python benchmarks/train_scaling.py --models /tmp/bench-models --out scaling.jsonl          # both parts
     python benchmarks/train_scaling.py --part ddp --gpus 1 2                                  # DDP only
@@ -15,7 +15,8 @@ speed-up, per-GPU peak allocated/reserved, and booktune plan's per-GPU predictio
 FSDP: every process capped at --cap-gib with torch.cuda.set_per_process_memory_fraction (two 4090s stand-in); the
 shape is the largest of FSDP_SHAPES that plan says one capped card cannot train and two can; it is trained on two
 capped cards, then tried on one at --single-batch (default 1, the least memory a run can take; on 2 x H100 the 32B
-shape fit one capped card at batch 1 and ran out of memory at batch 4, the batch two cards trained). A random 32B checkpoint is ~65 GB of bf16 on disk.
+shape fit one capped card at batch 1 and ran out of memory at batch 4, the batch two cards trained).
+A random 32B checkpoint is ~65 GB of bf16 on disk.
 Set NCCL_NVLS_ENABLE=0 etc. in the environment as the machine needs; they are passed on to every process.
 """
 
@@ -51,74 +52,57 @@ FSDP_SHAPES = {
 }
 
 
+def settings(spec: dict) -> object:
+    """The TrainConfig a worker trains with: booktune's defaults, the benchmark's shape, batch and steps."""
+    from booktune.config import TrainConfig
+
+    return TrainConfig(model=spec["model_dir"], backend=spec["backend"], distributed=spec["strategy"],
+                       batch_size=spec["batch"], max_seq_length=spec["seq"], global_batch_size=spec.get("global_batch"),
+                       lora_r=spec["lora_r"], lora_alpha=2 * spec["lora_r"], learning_rate=spec.get("lr", 2e-4),
+                       max_steps=spec["warmup"] + spec["steps"], logging_steps=1 if spec.get("log_losses") else 1000,
+                       save_steps=100000, eval_steps=0, seed=42, dtype="bf16", liger="on" if spec.get("liger") else
+                       "off", offload_activations=spec.get("offload"), balance_tokens=bool(spec.get("balance")))
+
+
 def plan_gib(spec: dict, gpus: int, strategy: str, part: str = "total") -> float:
     """booktune plan's per-GPU prediction: 'total' (what the card must hold) or 'allocated' (peak allocated)."""
     from bench_models import build_config
 
-    from booktune.plan import Settings, Shape, predict
-    from booktune.plan_distributed import per_gpu
+    from booktune.training.backends import REGISTRY
+    from booktune.training.memory import Shape, predict
+    from booktune.training.memory_split import per_gpu
 
-    single = predict(Shape.from_config(build_config(spec["shape"])),
-                     Settings(spec["batch"], spec["seq"], backend=spec["backend"], lora_r=spec["lora_r"],
-                              offload=spec.get("offload", True)))
+    train = settings(spec).model_copy(update={"offload_activations": spec.get("offload", True)})
+    single = predict(Shape.from_config(build_config(spec["shape"])), train, REGISTRY[spec["backend"]])
     return getattr(per_gpu(single, gpus, strategy), part) / GIB
 
 
 def build_trainer(spec: dict, counter_box: list) -> tuple:
-    """booktune's recipe, minus the DATA folder: backend, packing, DDP/FSDP settings, TRL's SFTTrainer."""
-    from booktune.train.backends import LoraSettings, load_for_training, resolve_backend
-    from booktune.train.distributed import backend_for, early_strategy, scale_out
+    """booktune's trainer, made by the recipe's build_trainer on benchmark rows instead of a DATA folder."""
+    from booktune.devices import pick_device, world
+    from booktune.training.backends import resolve
+    from booktune.training.scaleout import early_strategy
 
-    backend = resolve_backend(backend_for(spec["backend"], early_strategy(spec["strategy"]))[0], "cuda")
-    from dataclasses import replace
-
-    import torch
+    t = settings(spec)
+    backend, _ = resolve(t.backend, pick_device(None), early_strategy(t.distributed))  # first: Unsloth's patches
     from bench_models import make_pattern_rows, make_rows
-    from datasets import Dataset
-    from transformers import AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
-    from booktune.model import pick_device
-    from booktune.train.packing import choose_batching, training_batches
-    from booktune.train.recipe import Precision, sft_args
-    from booktune.train.trainer import sft_trainer_class
+    from booktune.training.recipe import build_trainer as recipe_trainer
 
-    prec = Precision(pick_device(None), torch.bfloat16, True, True)
-    plan_fields = {"model": spec["model_dir"], "batch_size": spec["batch"], "max_seq_length": spec["seq"],
-                   "lora_r": spec["lora_r"], "load_in_4bit": True, "gradient_checkpointing": True, "backend": backend,
-                   "offload_activations": spec.get("offload")}
-    scale = scale_out(spec["strategy"], device=prec.device, settings=plan_fields,
-                      global_batch_size=spec.get("global_batch"), batch_size=spec["batch"], grad_accum=1,
-                      backend=backend, offload_activations=spec.get("offload"))  # None: as booktune decides
-    prec = replace(prec, offload_activations=scale.offload_activations)
     tok = AutoTokenizer.from_pretrained(spec["model_dir"])
-    lora = LoraSettings(spec["lora_r"], 2 * spec["lora_r"], 0.0, ["all-linear"], 42)
-    model, peft_config = load_for_training(backend, spec["model_dir"],
-                                           replace(prec, device=scale.load_device(prec.device)), lora,
-                                           max_seq_length=spec["seq"], packing=True)
-    model.config.use_cache = False
-    batching = choose_batching(backend, model, True)
     # The same rows whatever the process count when a global batch is set (the equality check).
-    per_step = spec.get("global_batch") or spec["batch"] * scale.processes
+    per_step = spec.get("global_batch") or spec["batch"] * world().size
     n = (spec["warmup"] + spec["steps"] + 2) * per_step * 4
     rows = (make_pattern_rows if spec.get("data") == "pattern" else make_rows)(
-        n, model.config.vocab_size, lo=550, hi=1100, seed=1)
-    data, collate = training_batches(rows, batching, max_len=spec["seq"], pad_token_id=tok.pad_token_id)
-    counter = Counting(collate)
+        n, AutoConfig.from_pretrained(spec["model_dir"]).vocab_size, lo=550, hi=1100, seed=1)
+    setup = recipe_trainer(t.model_copy(update={"backend": backend.name}), Path(f"/tmp/bench-scaling/{spec['name']}"),
+                           rows, [], tok, backend=backend)
+    counter = Counting(setup.trainer.data_collator)
+    setup.trainer.data_collator = counter  # read when the dataloader is built, at train()
     counter_box.append(counter)
-    args = sft_args(Path(f"/tmp/bench-scaling/{spec['name']}"), prec, epochs=1,
-                    max_steps=spec["warmup"] + spec["steps"], learning_rate=spec.get("lr", 2e-4), warmup_ratio=0.03,
-                    batch_size=spec["batch"], grad_accum=scale.grad_accum,
-                    logging_steps=1 if spec.get("log_losses") else 1000, save_steps=100000,
-                    save_total_limit=1, seed=42, max_seq_length=spec["seq"],
-                    extra=scale.trainer_args(True) | {"train_sampling_strategy": batching.sampling,
-                                                      "use_liger_kernel": bool(spec.get("liger"))})
-    trainer = sft_trainer_class()(model=model, args=args, train_dataset=Dataset.from_list(data), processing_class=tok,
-                                  data_collator=counter, peft_config=peft_config, callbacks=scale.callbacks())
-    if spec.get("balance") and scale.processes > 1 and batching.mode == "packed":  # as the recipe does
-        from booktune.train.balance import deal_by_tokens
-
-        print(deal_by_tokens(trainer, [len(r["input_ids"]) for r in data]), flush=True)
-    return trainer, scale, backend
+    print("; ".join(n for n in setup.notes if n), flush=True)
+    return setup.trainer, setup.scale, backend.name
 
 
 def timer(spec: dict):
@@ -368,7 +352,8 @@ def main() -> None:
     ap.add_argument("--equal-lr", type=float, default=1e-3)
     ap.add_argument("--batch", type=int, default=4, help="per-GPU batch, DDP part")
     ap.add_argument("--fsdp-batch", type=int, default=4, help="per-GPU batch, FSDP part")
-    ap.add_argument("--single-batch", type=int, default=1, help="batch of the FSDP part's one-card attempt (0: skip it)")
+    ap.add_argument("--single-batch", type=int, default=1,
+                    help="batch of the FSDP part's one-card attempt (0: skip it)")
     ap.add_argument("--seq", type=int, default=2048)
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=3)

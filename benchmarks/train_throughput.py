@@ -14,6 +14,10 @@ Runs:
   booktune-hf  booktune with --backend hf: PEFT + bitsandbytes, packed rows through booktune's varlen attention
   booktune-hf-liger     the same with Liger's kernels (booktune's --liger auto when liger-kernel is installed)
   booktune-kept         booktune's default with --no-offload-activations: Unsloth keeps its checkpoints on the GPU
+  booktune-varlen       booktune's default with Unsloth's packed attention held to its varlen flash call (Unsloth
+                        otherwise chooses per row between that and one SDPA call per run of equal-length segments)
+  unsloth-concat        Unsloth on rows concatenated to max_seq_length with NO isolation (every token attends across
+                        examples): the speed anchor isolated packing is measured against
 Numbers: non-padding tokens/s over the timed steps, seconds/step, peak allocated/reserved over the timed steps
 (and over the whole run), model FLOPs utilisation = 6 * active params * tokens/s / the GPU's bf16 matmul peak
 (measured at start), and load time (model + LoRA ready).
@@ -165,39 +169,66 @@ def run_unsloth(spec: dict) -> tuple:
     return trainer, counter, time.perf_counter() - started, "padded"
 
 
-def run_booktune(spec: dict, backend: str, liger: bool = False, device: str = "cuda:0",
-                 offload: bool = True) -> tuple:
-    """booktune's trainer for `spec` (shape, rows, steps) on `device`; also used by profile_step / check_cards."""
-    from booktune.train.backends import LoraSettings, load_for_training, resolve_backend
+def concatenated(rows: list[dict], seq: int) -> list[dict]:
+    """Examples joined end to end and cut into rows of exactly `seq` tokens: no isolation, no padding."""
+    ids = [t for r in rows for t in r["input_ids"]]
+    labels = [t for r in rows for t in r["labels"]]
+    return [{"input_ids": ids[i:i + seq], "labels": labels[i:i + seq]} for i in range(0, len(ids) - seq + 1, seq)]
 
-    backend = resolve_backend(backend, device)  # first: imports Unsloth before transformers when chosen
-    import torch
+
+def run_unsloth_concat(spec: dict) -> tuple:
+    import unsloth  # noqa: F401  (first: it patches transformers, TRL and PEFT)
     from datasets import Dataset
-    from transformers import AutoTokenizer
-
-    from booktune.train.packing import choose_batching, training_batches
-    from booktune.train.recipe import Precision, sft_args
-    from booktune.train.trainer import sft_trainer_class
+    from trl import SFTTrainer
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+    from unsloth import FastLanguageModel
 
     started = time.perf_counter()
+    model, tok = FastLanguageModel.from_pretrained(model_name=spec["model_dir"], max_seq_length=spec["seq"],
+                                                   load_in_4bit=True, dtype=None, local_files_only=True)
+    model = FastLanguageModel.get_peft_model(model, r=spec["lora_r"], lora_alpha=2 * spec["lora_r"], lora_dropout=0,
+                                             bias="none", target_modules=targets(spec),
+                                             use_gradient_checkpointing="unsloth", random_state=3407)
+    counter = Counting(DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id or 0))
+    rows = concatenated(rows_for(spec, model.config.vocab_size), spec["seq"])
+    trainer = SFTTrainer(model=model, processing_class=tok, data_collator=counter,
+                         train_dataset=Dataset.from_list(rows), args=sft_config(spec, optim="adamw_8bit",
+                                                                                padding_free=False))
+    return trainer, counter, time.perf_counter() - started, "unsloth: rows concatenated, no isolation"
+
+
+def run_booktune_varlen(spec: dict) -> tuple:
+    from unsloth.utils import attention_dispatch  # imports Unsloth first, as the backend would
+
+    attention_dispatch._torch_varlen_beats_segments = lambda *args, **kwargs: True
+    trainer, counter, load_s, batches = run_booktune(spec, "auto")
+    return trainer, counter, load_s, batches + "; varlen flash forced"
+
+
+def run_booktune(spec: dict, backend: str, liger: bool = False, device: str = "cuda:0",
+                 offload: bool = True) -> tuple:
+    """booktune's trainer for `spec` (shape, rows, steps) on `device`, made by the recipe's build_trainer; also
+    used by profile_step.py."""
+    from booktune.training.backends import resolve
+
+    chosen, _ = resolve(backend, device)  # first: imports Unsloth before transformers when chosen
+    from transformers import AutoConfig, AutoTokenizer
+
+    from booktune.config import TrainConfig
+    from booktune.training.recipe import build_trainer, setup_lines
+
+    started = time.perf_counter()
+    t = TrainConfig(model=spec["model_dir"], backend=chosen.name, device=device, dtype="bf16", load_in_4bit=True,
+                    gradient_checkpointing=True, offload_activations=offload, liger="on" if liger else "off",
+                    batch_size=spec["batch"], max_seq_length=spec["seq"], lora_r=spec["lora_r"],
+                    lora_alpha=2 * spec["lora_r"], learning_rate=2e-4, max_steps=spec["warmup"] + spec["steps"],
+                    logging_steps=1, save_steps=100000, eval_steps=0, seed=42)
     tok = AutoTokenizer.from_pretrained(spec["model_dir"])
-    prec = Precision(device, torch.bfloat16, True, True, offload)
-    lora = LoraSettings(spec["lora_r"], 2 * spec["lora_r"], 0.0, ["all-linear"], 42)
-    model, peft_config = load_for_training(backend, spec["model_dir"], prec, lora, max_seq_length=spec["seq"],
-                                           packing=True)
-    model.config.use_cache = False
-    batching = choose_batching(backend, model, True)
-    data, collate = training_batches(rows_for(spec, model.config.vocab_size), batching, max_len=spec["seq"],
-                                     pad_token_id=tok.pad_token_id)
-    counter = Counting(collate)
-    args = sft_args(Path(f"/tmp/bench-out/{spec['run']}"), prec, epochs=1, max_steps=spec["warmup"] + spec["steps"],
-                    learning_rate=2e-4, warmup_ratio=0.03, batch_size=spec["batch"], grad_accum=1,
-                    logging_steps=1, save_steps=100000, save_total_limit=1, seed=42, max_seq_length=spec["seq"],
-                    extra={"train_sampling_strategy": batching.sampling, "use_liger_kernel": liger})
-    trainer = sft_trainer_class()(model=model, args=args, train_dataset=Dataset.from_list(data),
-                                  processing_class=tok, data_collator=counter, peft_config=peft_config)
-    kept = "" if backend != "unsloth" else ", activations offloaded" if prec.offload_activations else ", activations kept"
-    return trainer, counter, time.perf_counter() - started, f"{backend}: {batching.mode} ({batching.why}){kept}"
+    rows = rows_for(spec, AutoConfig.from_pretrained(spec["model_dir"]).vocab_size)
+    setup = build_trainer(t, Path(f"/tmp/bench-out/{spec['run']}"), rows, [], tok, backend=chosen)
+    counter = Counting(setup.trainer.data_collator)
+    setup.trainer.data_collator = counter  # read when the dataloader is built, at train()
+    return setup.trainer, counter, time.perf_counter() - started, "; ".join(setup_lines(setup))
 
 
 def child(spec: dict) -> dict:
@@ -206,7 +237,9 @@ def child(spec: dict) -> dict:
     runner = {"plain": run_plain, "unsloth": run_unsloth, "booktune": lambda s: run_booktune(s, "auto"),
               "booktune-hf": lambda s: run_booktune(s, "hf"),
               "booktune-hf-liger": lambda s: run_booktune(s, "hf", liger=True),
-              "booktune-kept": lambda s: run_booktune(s, "auto", offload=False)}[spec["run"]]
+              "booktune-kept": lambda s: run_booktune(s, "auto", offload=False),
+              "booktune-varlen": run_booktune_varlen,
+              "unsloth-concat": run_unsloth_concat}[spec["run"]]
     trainer, counter, load_s, batches = runner(spec)
     load_peak = torch.cuda.max_memory_allocated() / GIB
     meter = meter_callback(spec, counter)
@@ -259,8 +292,8 @@ def main() -> None:
     ap.add_argument("--optim", default="adamw_torch_fused", help="optimizer of the plain run (TRL's default)")
     ap.add_argument("--timeout", type=int, default=400, help="seconds per run")
     ap.add_argument("--prewarm", action="store_true",
-                    help="first run each shape's first run for 2 untimed steps, so that every timed run finds Unsloth's "
-                         "and Triton's compile caches filled (the first process of a call otherwise pays for them)")
+                    help="first run each shape's first run for 2 untimed steps, so that every timed run finds "
+                         "Unsloth's and Triton's compile caches filled (the first process otherwise pays for them)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -276,7 +309,6 @@ def main() -> None:
 
 def drive(a: argparse.Namespace) -> None:
     import torch
-
     from bench_models import active_params, build_config, build_model
 
     peak = measure_peak_tflops()

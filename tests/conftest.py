@@ -10,6 +10,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 BOOKS = ROOT / "examples" / "books"
+# The first 6,000 words of Walden as text (Standard Ebooks' public-domain transcription, as in examples/books): the
+# book of the tiny runs, short enough that their held-out scoring over a 49k-token vocabulary stays quick.
+SHORT_BOOK = ROOT / "tests" / "data" / "thoreau_walden.txt"
+TINY = {"max_steps": 2, "save_steps": 1, "logging_steps": 1, "learning_rate": 5e-3, "eval_steps": 0}
 
 
 def pytest_configure(config):
@@ -57,11 +61,26 @@ def tiny_model_dir(tmp_path_factory, default_tokenizer) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_data_dir(tmp_path_factory, books_dir, tiny_model_dir) -> Path:
-    """Walden prepared in short passages with the tiny model's tokenizer: the data for tiny training runs."""
+def short_book() -> Path:
+    return SHORT_BOOK
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory, short_book, tiny_model_dir) -> Path:
+    """Walden's first 6,000 words in short passages with the tiny model's tokenizer: the data for tiny runs."""
     import booktune
 
     out = tmp_path_factory.mktemp("tiny-data")
-    booktune.prepare([books_dir / "thoreau_walden.pdf"], out, model=str(tiny_model_dir), chunk_words=120,
+    booktune.prepare([short_book], out, model=str(tiny_model_dir), chunk_words=120,
                      overlap_words=20)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run_dir(tmp_path_factory, tiny_data_dir, tiny_model_dir) -> Path:
+    """A finished run of the tiny model (two steps); tests copy it before changing it."""
+    import booktune
+
+    out = tmp_path_factory.mktemp("tiny-run") / "run"
+    booktune.train(tiny_data_dir, out, model=str(tiny_model_dir), **TINY)
     return out

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from booktune import api
 from booktune.config import SECTIONS, Config, ConfigError, build_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,10 +43,56 @@ def test_errors_name_the_file_and_field(tmp_path, text, needle):
     assert "\n" not in str(e.value)
 
 
-def test_field_names_are_unique_across_sections_and_documented():
+@pytest.mark.parametrize("command", sorted(api.SECTIONS))
+def test_each_commands_field_names_are_unique_and_documented(command):
+    """A command's flags are the fields of its sections, so no two of them may share a name."""
     seen = set()
-    for model in SECTIONS.values():
-        for name, field in model.model_fields.items():
+    for section in api.SECTIONS[command]:
+        for name, field in SECTIONS[section].model_fields.items():
             assert name not in seen, name
             assert field.description, name
             seen.add(name)
+
+
+@pytest.mark.parametrize("given, kept", [("tensorboard", "tensorboard"), (" WandB, tensorboard,wandb", "wandb,tensorboard"),
+                                         (["mlflow", "trackio"], "mlflow,trackio"), ("none", "none")])
+def test_report_to_takes_trackers_comma_separated(given, kept):
+    assert build_config(None, {"report_to": given}).train.report_to == kept
+
+
+@pytest.mark.parametrize("given, needle", [("tensorbord", "unknown tracker 'tensorbord'"), ("", "unknown tracker ''"),
+                                           ("none,wandb", "'none' cannot be combined")])
+def test_report_to_refuses_unknown_trackers_in_one_line(given, needle):
+    with pytest.raises(ConfigError) as e:
+        build_config(None, {"report_to": given})
+    assert needle in str(e.value) and "train.report_to" in str(e.value)
+
+
+def test_a_tracker_that_is_not_installed_is_named_before_training():
+    import importlib.util
+
+    from booktune.training.recipe import TrainError, check_trackers
+
+    missing = next((n for n in ("wandb", "mlflow", "trackio") if importlib.util.find_spec(n) is None), None)
+    if missing is None:
+        pytest.skip("every tracker is installed here")
+    with pytest.raises(TrainError, match=f"train.report_to: {missing} is not installed"):
+        check_trackers(f"tensorboard,{missing}")
+    check_trackers("tensorboard")
+    check_trackers("none")
+
+
+@pytest.mark.parametrize("values, needle", [
+    ({"tasks": "continue,summarise"}, "unknown name 'summarise'"),
+    ({"question_writer": "keywords,model"}, "only 'model,keywords' names a fallback"),
+    ({"question_writer": "file"}, "question_writer 'file' needs questions_file"),
+    ({"min_score": 6}, "prepare.min_score"),
+])
+def test_answer_task_settings_are_checked(values, needle):
+    with pytest.raises(ConfigError, match=needle):
+        build_config(None, values, ("prepare",))
+
+
+def test_task_lists_read_as_comma_separated_names():
+    p = build_config({"prepare": {"tasks": ["answer", "continue"], "question_writer": "Model, keywords"}}).prepare
+    assert (p.tasks, p.question_writer) == ("answer,continue", "model,keywords")

@@ -13,7 +13,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-console = Console(highlight=False)
+# soft_wrap: a path or command line is never broken across lines, so it can be copied from a terminal or a log.
+console = Console(highlight=False, soft_wrap=True)
 
 
 def progress_bar(transient: bool = False) -> Progress:
@@ -26,7 +27,7 @@ def progress_bar(transient: bool = False) -> Progress:
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
+        TextColumn("{task.fields[info]}", markup=False),  # book names and logs: text, never markup
         console=console,
         transient=transient,
     )

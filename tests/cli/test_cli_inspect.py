@@ -4,23 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import typer
 from typer.testing import CliRunner
 
-from booktune.cli.inspect_cmd import inspect
+from booktune.cli import app
 
 LAYOUTS = Path(__file__).resolve().parents[1] / "data" / "pdf"
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer()
-    app.command("inspect")(inspect)
-    app.command("noop")(lambda: None)  # two commands, so typer keeps the sub-command name
-    return app
-
-
 def test_inspect_shows_reasons_and_summary():
-    result = CliRunner().invoke(_app(), ["inspect", str(LAYOUTS / "footnotes.pdf"), "--page", "5", "--page", "2"],
+    result = CliRunner().invoke(app, ["inspect", str(LAYOUTS / "footnotes.pdf"), "--page", "5", "--page", "2"],
                                 env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     out = result.output
@@ -29,10 +21,23 @@ def test_inspect_shows_reasons_and_summary():
         assert word in out
 
 
+def test_inspect_shows_notes_and_page_turns_with_their_evidence(monkeypatch):
+    from booktune.console import console
+
+    # wide enough that no evidence cell wraps (the shared console keeps the width of the first COLUMNS it saw)
+    monkeypatch.setattr(console, "width", 300)
+    result = CliRunner().invoke(app, ["inspect", str(LAYOUTS / "latex_notes.pdf"), "--page", "3"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "continues the note from page 2: no mark, under a rule" in out
+    assert "page turn" in out and "next page: same type size (9 pt)" in out
+    assert "page turn joined" in out and "note " in out
+
+
 def test_inspect_bad_file_is_one_clean_line(tmp_path):
     bad = tmp_path / "broken.pdf"
     bad.write_bytes(b"not a pdf at all")
-    result = CliRunner().invoke(_app(), ["inspect", str(bad)], env={"COLUMNS": "300"})
+    result = CliRunner().invoke(app, ["inspect", str(bad)], env={"COLUMNS": "300"})
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert result.output.strip().splitlines() == [f"error: {bad}: not a PDF file (no %PDF header)"]

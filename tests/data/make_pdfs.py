@@ -17,6 +17,10 @@ so each file stays a few KB) sets public-domain prose (Walden, from
 
 Each PDF gets NAME.truth.txt (paragraphs, blank-line separated) and
 NAME.notes.txt beside it. Outputs are committed; tests never run this script.
+
+The layouts set by real producers (pdfTeX, WeasyPrint, LibreOffice: notes at
+the foot of each column and across pages, quotes over page turns) come from
+the sibling `make_sources.py`, which keeps their sources in tests/data/src/.
 """
 
 from __future__ import annotations

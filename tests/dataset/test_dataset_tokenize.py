@@ -40,3 +40,18 @@ def test_drop_counts_what_it_loses(default_tokenizer):
 def test_nothing_left_is_an_error_before_training(default_tokenizer):
     with pytest.raises(TruncationError, match="max_seq_length 64"):
         tokenize_records(default_tokenizer, [record()], max_seq_length=64, truncation="drop")
+
+
+def test_an_over_long_answer_keeps_its_question_on_the_first_half(default_tokenizer):
+    from booktune.dataset.format import make_answer_record
+
+    answer = make_answer_record(record(), "What do the sentences say?", 1, system_prompt=DEFAULT_SYSTEM_PROMPT,
+                                answer_prompt="{question}")
+    rows, report = tokenize_records(default_tokenizer, [answer], max_seq_length=160, truncation="split",
+                                    system_prompt=DEFAULT_SYSTEM_PROMPT, user_prompt=DEFAULT_USER_PROMPT)
+    assert report.split >= 1 and report.dropped == 0
+    assert rows[0]["task"] == "answer" and {r["task"] for r in rows[1:]} == {"continue"}
+    prompt = default_tokenizer.decode([t for t, lab in zip(rows[0]["input_ids"], rows[0]["labels"]) if lab == IGNORE])
+    assert "What do the sentences say?" in prompt
+    words = " ".join(trained_text(default_tokenizer, r).removesuffix("<|im_end|>") for r in rows).split()
+    assert words == PASSAGE.split()

@@ -47,6 +47,30 @@ def test_a_hyphen_char_used_only_at_line_ends_always_joins():
     assert join_lines(["soft\u00ad", "ware"], ev) == "software"
 
 
+def test_how_the_book_builds_compounds_decides_when_the_word_is_not_printed_whole():
+    # neither 'everywhere' nor 'every-where' is printed, but 'somewhere' closes 'where' on: join;
+    # 'slave-driver' and 'slave-holder' hyphenate 'slave': keep 'slave-trade'
+    lines = ["every man went somewhere", "where some go", "a slave, the slave-driver and slave-holder", "trade"]
+    ev = HyphenEvidence(lines)
+    assert join_lines(["went every-", "where"], ev) == "went everywhere"
+    assert join_lines(["the slave-", "trade"], ev) == "the slave-trade"
+    # without 'somewhere': both halves are words of the book, nothing else to go by: a compound
+    assert join_lines(["went every-", "where"], HyphenEvidence(["every man went", "where some go"])) \
+        == "went every-where"
+    # 'ment' is no word of the book: a syllable break, whatever 'state-prison' says of 'state'
+    ev = HyphenEvidence(["the state-prison of the state"] + lines)
+    assert join_lines(["this state-", "ment is", "ex-", "tended"], ev) == "this statement is extended"
+
+
+def test_a_line_that_opens_with_a_dash_closes_it_when_the_book_does():
+    closed = HyphenEvidence(["this—that and here—there", "one—two"])
+    spaced = HyphenEvidence(["this — that and here — there", "one — two"])
+    assert join_lines(["might be", "—something else"], closed) == "might be—something else"
+    assert join_lines(["might be", "—something else"], spaced) == "might be —something else"
+    assert join_lines(["behind them:", "— Most men"], closed) == "behind them:— Most men"
+    assert join_lines(["the town of", "——— was"], closed) == "the town of ——— was"  # a blank, not a dash
+
+
 @given(st.text())
 @settings(max_examples=300, deadline=None)
 def test_normalize_chars_total_idempotent_and_printable(text):

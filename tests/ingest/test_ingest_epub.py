@@ -11,7 +11,7 @@ import pytest
 from ebooklib import epub
 
 from booktune.ingest import BookError, load_book
-from booktune.ingest.xhtml import ParagraphWalker, parse_xhtml
+from booktune.ingest.epub.xhtml import ParagraphWalker, parse_xhtml
 
 
 def build_epub(path: Path, docs: list[tuple[str, str]], *, spine: list[str] | None = None, toc: bool = True,

@@ -11,17 +11,18 @@ import pytest
 
 import booktune
 from booktune.report import write_report
-from booktune.train.artifacts import RunError
+from booktune.runfolder import RunError
 
 CHROMIUM = Path("/usr/bin/chromium")
 TINY = {"max_steps": 4, "save_steps": 2, "logging_steps": 1, "eval_steps": 2, "learning_rate": 5e-3,
-        "chunk_words": 120, "overlap_words": 20, "samples": 2, "voice_prompts": 4, "max_new_tokens": 8}
+        "chunk_words": 120, "overlap_words": 20, "samples": 2, "voice_prompts": 4, "max_new_tokens": 8,
+        "format": "none"}  # the export has tests of its own (tests/exporting)
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, books_dir, tiny_model_dir) -> Path:
+def run_dir(tmp_path_factory, short_book, tiny_model_dir) -> Path:
     out = tmp_path_factory.mktemp("run")
-    booktune.run([books_dir / "thoreau_walden.pdf"], out, model=str(tiny_model_dir), **TINY)
+    booktune.run([short_book], out, model=str(tiny_model_dir), **TINY)
     return out / "run"
 
 

@@ -10,14 +10,24 @@ import functools
 import inspect
 import types
 import typing
-from typing import Annotated, Any, Callable, Literal, Optional
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional
 
 import typer
 
 from booktune.config import SECTIONS
 
+ConfigOpt = Annotated[
+    Optional[Path], typer.Option("--config", "-c", help="TOML, YAML or JSON config file; flags override it.")
+]
+Books = Annotated[list[Path], typer.Argument(help="Book files or folders (.pdf, .epub, .txt, .md).")]
+Overwrite = Annotated[bool, typer.Option(
+    "--overwrite", help="Write into an output folder that holds files booktune did not write (they are kept), and "
+                        "start over where an earlier run left checkpoints.")]
+
 # Flags that read better than the field name.
-FLAG_NAMES = {"load_in_4bit": "--4bit/--no-4bit"}
+FLAG_NAMES = {"load_in_4bit": ("--4bit/--no-4bit",), "model": ("--model", "-m"), "format": ("--format", "--export")}
 
 
 def option_type(annotation: Any) -> tuple[Any, str]:
@@ -37,7 +47,7 @@ def field_parameter(name: str, field: Any, panel: str) -> inspect.Parameter:
     kind, note = option_type(field.annotation)
     default = field.default_factory() if field.default_factory else field.default
     shown = "" if default is None else f" (default: {default})"
-    decls = [FLAG_NAMES[name]] if name in FLAG_NAMES else []
+    decls = list(FLAG_NAMES.get(name, ()))
     option = typer.Option(*decls, help=f"{field.description}{note}{shown}", show_default=False, rich_help_panel=panel)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                              annotation=Annotated[Optional[kind], option])

@@ -23,7 +23,7 @@ class Words:
     seps: list[str]
 
     @classmethod
-    def from_text(cls, text: str) -> "Words":
+    def from_text(cls, text: str) -> Words:
         words: list[str] = []
         seps: list[str] = []
         for para in re.split(r"\n\s*\n|\n", text):

@@ -1,14 +1,18 @@
 """Turn passages into system / user / assistant conversations.
 
-The assistant turn is the author's passage, verbatim. The user turn quotes the lead-in (the words just before the
-passage) and asks for the continuation; a book's first passage gets the opening prompt instead.
+The assistant turn is the author's passage, verbatim, in both tasks. In the continuation task the user turn quotes
+the lead-in (the words just before the passage) and asks for the continuation; a book's first passage gets the
+opening prompt instead. In the answer task the user turn is a question the passage answers.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-class PromptError(ValueError):
+from booktune.errors import BooktuneError
+
+
+class PromptError(BooktuneError):
     """A system or user prompt template with a placeholder booktune does not fill."""
 
 
@@ -33,24 +37,42 @@ def make_record(
     messages = make_messages(
         passage, lead_in, title=title, author=author, system_prompt=system_prompt, user_prompt=user_prompt
     )
-    return {
-        "id": f"{book}-{index:05d}",
-        "book": book,
-        "title": title,
-        "author": author,
-        "lead_in": lead_in,
-        "passage": passage,
-        "messages": messages,
-    }
+    pid = f"{book}-{index:05d}"
+    return {"id": pid, "book": book, "title": title, "author": author, "lead_in": lead_in, "passage": passage,
+            "task": "continue", "question": "", "passage_id": pid, "messages": messages}
 
 
-def check_prompt_templates(system_prompt: str, user_prompt: str) -> None:
+def answer_messages(passage: str, question: str, *, title: str, author: str, system_prompt: str,
+                    answer_prompt: str) -> list[dict[str, str]]:
+    fill = {"title": title, "author": author, "question": question}
+    return [
+        {"role": "system", "content": system_prompt.format(**fill)},
+        {"role": "user", "content": answer_prompt.format(**fill)},
+        {"role": "assistant", "content": passage},
+    ]
+
+
+def make_answer_record(passage_record: dict[str, Any], question: str, n: int, *, system_prompt: str,
+                       answer_prompt: str) -> dict[str, Any]:
+    """The answer-task row of a passage: its `n`-th question as the user turn, the passage verbatim as the answer."""
+    r = passage_record
+    messages = answer_messages(r["passage"], question, title=r["title"], author=r["author"],
+                               system_prompt=system_prompt, answer_prompt=answer_prompt)
+    return {**r, "id": f"{r['passage_id']}-q{n}", "lead_in": "", "task": "answer", "question": question,
+            "messages": messages}
+
+
+def check_prompt_templates(system_prompt: str, user_prompt: str, answer_prompt: str = "{question}") -> None:
     """Fail early, naming the field, on a placeholder we do not fill."""
-    fill = {"title": "T", "author": "A", "lead_in": "L"}
-    for field, template in (("system_prompt", system_prompt), ("user_prompt", user_prompt)):
+    for field, template, names in (("system_prompt", system_prompt, ("title", "author")),
+                                   ("user_prompt", user_prompt, ("title", "author", "lead_in")),
+                                   ("answer_prompt", answer_prompt, ("title", "author", "question"))):
         try:
-            template.format(**fill)
+            template.format(**{n: n for n in names})
         except (KeyError, IndexError, ValueError) as e:
-            raise PromptError(f"config field prepare.{field}: bad placeholder {e} (use {{title}}, {{author}}, {{lead_in}})") from None
+            shown = ", ".join("{" + n + "}" for n in names)
+            raise PromptError(f"config field prepare.{field}: bad placeholder {e} (use {shown})") from None
     if "{lead_in}" not in user_prompt:
         raise PromptError("config field prepare.user_prompt: must contain {lead_in}")
+    if "{question}" not in answer_prompt:
+        raise PromptError("config field prepare.answer_prompt: must contain {question}")

@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from booktune.errors import BooktuneError
+from booktune.fsutil import read_json
 
-class DataError(ValueError):
+
+class DataError(BooktuneError):
     """A DATA folder that is missing, incomplete or malformed; the message names the file."""
 
 
@@ -38,4 +41,4 @@ def load_conversations(data_dir: str | Path, split: str = "train") -> list[dict[
 
 
 def load_stats(data_dir: str | Path) -> dict[str, Any]:
-    return json.loads((check_data_dir(data_dir) / "stats.json").read_text(encoding="utf-8"))
+    return read_json(check_data_dir(data_dir) / "stats.json", DataError)

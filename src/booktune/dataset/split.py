@@ -9,8 +9,9 @@ paragraph. A book named in `--eval-books` is held out whole.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 from booktune.dataset.chunk import Chunk, Words, best_cut, chunk_words
 

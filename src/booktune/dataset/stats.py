@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -19,7 +20,7 @@ def percentiles(values: list[int], points: tuple[int, ...] = (50, 90, 99)) -> di
 
 def token_lengths(tokenizer: Any, rows: list[dict[str, Any]]) -> list[int]:
     """Tokens per conversation as the model's own chat template renders it for training."""
-    from booktune.chat.masking import build_example
+    from booktune.template.labels import build_example
 
     return [len(build_example(tokenizer, r["messages"], name=r["id"]).input_ids) for r in rows]
 
@@ -30,12 +31,21 @@ def stats_table(stats: dict[str, Any]) -> Table:
     for col in ("pages", "words", "train", "eval"):
         table.add_column(col, justify="right")
     for book in stats["books"]:
-        table.add_row(book["slug"], str(book["pages"] or "-"), f"{book['words']:,}", str(book["train"]),
+        table.add_row(escape(book["slug"]), str(book["pages"] or "-"), f"{book['words']:,}", str(book["train"]),
                       str(book["eval"]))
     t = stats["totals"]
     table.add_row("[bold]total", str(t["pages"]), f"{t['words']:,}", str(t["train"]), str(t["eval"]), end_section=True)
-    lengths = stats.get("tokens")
-    if lengths:
-        table.caption = (f"tokens per example ({lengths['model']}): p50 {lengths['p50']}, p90 {lengths['p90']}, "
-                         f"p99 {lengths['p99']}, max {lengths['max']}")
+    lengths, q = stats.get("tokens"), stats.get("questions")
+    lines = [f"tokens per example ({lengths['model']}): p50 {lengths['p50']}, p90 {lengths['p90']}, "
+             f"p99 {lengths['p99']}, max {lengths['max']}"] if lengths else []
+    if q:
+        lines.append(question_line(q))
+    table.caption = escape("\n".join(lines)) if lines else None
     return table
+
+
+def question_line(q: dict[str, Any]) -> str:
+    """The answer task's questions in one line: who wrote them, how many were kept, the examples they made."""
+    cached = f", {q['cached']} from the cache" if q.get("cached") else ""
+    return (f"questions ({q['writer']}): {q['written']} written{cached}, {q['kept']} kept, {q['dropped']} dropped; "
+            f"answer examples: {q['examples']['train']} train, {q['examples']['eval']} eval")

@@ -2,20 +2,23 @@
 
 An example longer than max_seq_length is never trained with its end-of-turn marker cut off: it is either dropped or
 its passage is split at a sentence end into shorter conversations (the second half quoting the end of the first as
-its lead-in), recursively until every piece fits.
+its lead-in), recursively until every piece fits. An answer example keeps its question on the first half; the second
+half, which the question no longer introduces, becomes a continuation of the first.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from booktune.dataset.chunk import Words, best_cut
+from booktune.errors import BooktuneError
 
 IGNORE = -100
 
 
-class TruncationError(ValueError):
+class TruncationError(BooktuneError):
     """No trainable example is left (all dropped or fully masked)."""
 
 
@@ -40,7 +43,7 @@ class TokenReport:
         ]
 
 
-def split_record(record: dict[str, Any], rebuild: Callable[[str, str], list[dict]]) -> list[dict[str, Any]]:
+def split_record(record: dict[str, Any], rebuild: Callable[[dict, str, str], list[dict]]) -> list[dict[str, Any]]:
     """Two records from one, cut at the sentence end nearest the middle of its passage."""
     words = Words.from_text(record["passage"])
     if len(words) < 2:
@@ -52,17 +55,22 @@ def split_record(record: dict[str, Any], rebuild: Callable[[str, str], list[dict
     pieces = []
     for suffix, lead, passage in (("a", record.get("lead_in", ""), first), ("b", lead2, second)):
         piece = {**record, "id": f"{record['id']}{suffix}", "lead_in": lead, "passage": passage}
-        piece["messages"] = rebuild(lead, passage)
+        if suffix == "b" and piece.get("task") == "answer":
+            piece.update(task="continue", question="")
+        piece["messages"] = rebuild(piece, lead, passage)
         pieces.append(piece)
     return pieces
 
 
-def prompt_rebuilder(record: dict[str, Any], system_prompt: str, user_prompt: str) -> Callable[[str, str], list]:
-    from booktune.dataset.format import make_messages
+def prompt_rebuilder(prompts: dict[str, str]) -> Callable[[dict, str, str], list]:
+    """Messages for a piece of a split record, by its task, with the prompts DATA was prepared with."""
+    from booktune.dataset.format import answer_messages, make_messages
 
-    def rebuild(lead_in: str, passage: str) -> list[dict]:
-        return make_messages(passage, lead_in, title=record["title"], author=record["author"],
-                             system_prompt=system_prompt, user_prompt=user_prompt)
+    def rebuild(piece: dict[str, Any], lead_in: str, passage: str) -> list[dict]:
+        book = {"title": piece["title"], "author": piece["author"], "system_prompt": prompts["system_prompt"]}
+        if piece.get("task") == "answer":
+            return answer_messages(passage, piece["question"], answer_prompt=prompts["answer_prompt"], **book)
+        return make_messages(passage, lead_in, user_prompt=prompts["user_prompt"], **book)
 
     return rebuild
 
@@ -75,9 +83,11 @@ def tokenize_records(
     truncation: str = "split",
     system_prompt: str | None = None,
     user_prompt: str | None = None,
+    answer_prompt: str = "{question}",
 ) -> tuple[list[dict[str, Any]], TokenReport]:
-    """Rows of {'id', 'input_ids', 'labels'} and a report. Raises TruncationError when nothing trainable is left."""
-    from booktune.chat.masking import build_example
+    """Rows of {'id', 'task', 'input_ids', 'labels'} and a report. Raises TruncationError when nothing trainable is
+    left."""
+    from booktune.template.labels import build_example
 
     report = TokenReport(examples=len(records))
     out: list[dict[str, Any]] = []
@@ -90,7 +100,8 @@ def tokenize_records(
             if trained == 0:
                 report.fully_masked += 1
                 continue
-            out.append({"id": record["id"], "input_ids": ex.input_ids, "labels": ex.labels})
+            out.append({"id": record["id"], "task": record.get("task", "continue"), "input_ids": ex.input_ids,
+                        "labels": ex.labels})
             report.kept += 1
             report.tokens += len(ex.input_ids)
             report.trained_tokens += trained
@@ -98,7 +109,8 @@ def tokenize_records(
             continue
         pieces = []
         if truncation == "split" and system_prompt is not None and user_prompt is not None:
-            pieces = split_record(record, prompt_rebuilder(record, system_prompt, user_prompt))
+            prompts = {"system_prompt": system_prompt, "user_prompt": user_prompt, "answer_prompt": answer_prompt}
+            pieces = split_record(record, prompt_rebuilder(prompts))
         if pieces:
             report.split += 1
             queue[:0] = pieces

@@ -5,9 +5,10 @@
     book = load_book("walden.epub")         # or one at a time: raises BookError with a one-line message
 """
 
-from booktune.ingest.discover import SUPPORTED_SUFFIXES, find_books
+from booktune.ingest.discover import SUPPORTED_SUFFIXES, Found, discover, find_books
 from booktune.ingest.dispatch import load_book
 from booktune.ingest.parallel import load_books
 from booktune.ingest.types import Book, BookError, Chapter, Skipped
 
-__all__ = ["Book", "BookError", "Chapter", "Skipped", "SUPPORTED_SUFFIXES", "find_books", "load_book", "load_books"]
+__all__ = ["Book", "BookError", "Chapter", "Found", "Skipped", "SUPPORTED_SUFFIXES", "discover", "find_books",
+           "load_book", "load_books"]

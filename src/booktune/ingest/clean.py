@@ -84,8 +84,9 @@ _TAIL = re.compile(r"([^\W\d_]+(?:[\-\u2010\u2011][^\W\d_]+)*)([\-\u2010\u2011\u
 _HEAD = re.compile(r"\s*([^\W\d_]+(?:[\-\u2010\u2011][^\W\d_]+)*)")
 # Prefixes that form compounds far more often than they end a syllable; used only
 # when the book itself offers no evidence either way.
-COMPOUND_PREFIXES = frozenset({"self", "well", "ill", "half", "quasi", "non", "ex", "all"})
+COMPOUND_PREFIXES = frozenset({"self", "well", "ill", "half", "quasi", "non", "all"})
 _DASH_END = ("\u2014", "\u2013", "\u2015")
+_DASH_START = re.compile(r"[\u2014\u2015](?![\u2014\u2015])")  # one dash ('—but', '— Most'), not a blank '———'
 
 
 def _line_end_hyphen(line: str) -> re.Match[str] | None:
@@ -112,6 +113,7 @@ class HyphenEvidence:
 
     def __init__(self, lines: list[str]) -> None:
         self.counts: Counter[str] = Counter()
+        self.affixes: tuple[Counter[str], ...] | None = None  # built on first need, see _pattern
         ends: Counter[str] = Counter()  # hyphen characters seen at line ends after a letter
         after_break = False
         for line in lines:
@@ -128,6 +130,28 @@ class HyphenEvidence:
         text = "\n".join(lines)
         self.break_only = {ch for ch, n in ends.items()
                            if n >= 3 and not re.search(f"[^\\W\\d_]{re.escape(ch)}[^\\W\\d_]", text)}
+        # dashes set closed ('be—something'): a line that opens with one continues without a space
+        spaced = sum(text.count(f" {d} ") for d in "\u2014\u2013\u2015")
+        self.closed_dashes = text.count("\u2014") + text.count("\u2015") > 2 * spaced
+
+    def _pattern(self, head: str, tail: str) -> tuple[int, int]:
+        """How often the book prints `head` / `tail` as part of a closed word ('how|ever', 'some|where')
+        and as part of a hyphenated one ('well-nigh'): how it builds compounds from these halves."""
+        if self.affixes is None:
+            self.affixes = (Counter(), Counter(), Counter(), Counter())
+            closed_heads, closed_tails, hyph_heads, hyph_tails = self.affixes
+            for word in list(self.counts):
+                if "-" in word:
+                    first, *_, end = word.split("-")
+                    hyph_heads[first] += 1
+                    hyph_tails[end] += 1
+                    continue
+                for k in range(3, len(word) - 2):
+                    if self.counts.get(word[:k]) and self.counts.get(word[k:]):
+                        closed_heads[word[:k]] += 1
+                        closed_tails[word[k:]] += 1
+        closed_heads, closed_tails, hyph_heads, hyph_tails = self.affixes
+        return closed_heads[head] + closed_tails[tail], hyph_heads[head] + hyph_tails[tail]
 
     def keep_hyphen(self, left: str, right: str, hyphen: str) -> bool:
         """True when 'left' + hyphen + 'right' is a real compound, not a broken word."""
@@ -144,8 +168,11 @@ class HyphenEvidence:
         last = _fold(re.split(r"[\-\u2010\u2011]", left)[-1])
         if right[0].isupper() or last in COMPOUND_PREFIXES:
             return True
-        # both halves are words of this book on their own: a compound ('space-relations')
-        return len(last) >= 3 and len(right) >= 3 and self.counts[last] > 0 and self.counts[_fold(right)] > 0
+        if len(last) < 3 or len(right) < 3 or not self.counts[last] or not self.counts[_fold(right)]:
+            return False  # a half that is no word of the book: a syllable break ('state-|ment')
+        closed, hyphenated = self._pattern(last, _fold(right))
+        # else both halves are words of this book on their own: a compound ('space-relations')
+        return hyphenated > closed if closed != hyphenated else True
 
 
 def join_lines(lines: list[str], evidence: HyphenEvidence | None = None,
@@ -176,6 +203,8 @@ def join_lines(lines: list[str], evidence: HyphenEvidence | None = None,
             parts[-1] = last[: len(last.rstrip()) - 1] + glue
         elif last.endswith(_DASH_END) and not last[:-1].endswith(" "):
             pass  # a closed em dash at a line end joins without a space
+        elif evidence.closed_dashes and _DASH_START.match(line):
+            pass  # so does one at a line start, in a book that closes its dashes
         else:
             parts.append(" ")
         parts.append(line)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+from booktune.errors import bug_note, debugging, is_bug
 from booktune.ingest.assemble import stem_title
 from booktune.ingest.types import Book, BookError, Chapter
 
@@ -39,23 +41,35 @@ def _load_pdf(path: Path, password: str | None, ocr: bool) -> Book:
                 notes=list(res.notes), pages=res.pages, format="pdf", chapters=chapters)
 
 
+def _load_epub(path: Path, password: str | None, ocr: bool) -> Book:
+    from booktune.ingest.epub import load_epub
+
+    return load_epub(path)
+
+
+def _load_text(path: Path, password: str | None, ocr: bool) -> Book:
+    from booktune.ingest.text import load_text
+
+    return load_text(path)
+
+
+def _load_markdown(path: Path, password: str | None, ocr: bool) -> Book:
+    from booktune.ingest.markdown import load_markdown
+
+    return load_markdown(path)
+
+
+# Suffix -> reader: a new format is one more entry here.
+READERS: dict[str, Callable[[Path, str | None, bool], Book]] = {
+    ".pdf": _load_pdf, ".epub": _load_epub, ".txt": _load_text, ".md": _load_markdown, ".markdown": _load_markdown,
+}
+
+
 def _read(path: Path, password: str | None, ocr: bool) -> Book:
-    suffix = path.suffix.lower()
-    if suffix == ".pdf":
-        return _load_pdf(path, password, ocr)
-    if suffix == ".epub":
-        from booktune.ingest.epub import load_epub
-
-        return load_epub(path)
-    if suffix == ".txt":
-        from booktune.ingest.text import load_text
-
-        return load_text(path)
-    if suffix in (".md", ".markdown"):
-        from booktune.ingest.markdown import load_markdown
-
-        return load_markdown(path)
-    raise BookError(path, f"unsupported file type '{suffix}'")
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise BookError(path, f"unsupported file type '{path.suffix.lower()}'")
+    return reader(path, password, ocr)
 
 
 def load_book(path: str | Path, *, password: str | None = None, ocr: bool = False) -> Book:
@@ -70,6 +84,10 @@ def load_book(path: str | Path, *, password: str | None = None, ocr: bool = Fals
     except MemoryError:
         raise BookError(path, "ran out of memory reading this book") from None
     except Exception as e:  # a reader library's own failure on a malformed file: report it, don't crash the run
+        if is_bug(e):
+            if debugging():
+                raise
+            raise BookError(path, bug_note(e)) from None
         detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
         raise BookError(path, f"could not read it ({type(e).__name__}{': ' + detail if detail else ''})") from None
     if not book.text.strip():

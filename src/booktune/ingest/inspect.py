@@ -22,6 +22,8 @@ REASONS = {
     "front matter": "before the body (title, copyright, contents...)",
     "back matter": "after the body (index, contents at the end...)",
     "drop cap": "large initial letter (merged into its line)",
+    "note": "footnotes (or parts carried over) found at a column's foot, each with its evidence",
+    "page turn joined": "a paragraph carried on across a page or column turn, with the evidence",
 }
 _STYLE = {"head": "magenta", "folio": "magenta", "footnote": "cyan", "front matter": "yellow",
           "back matter": "yellow", "drop cap": "green"}
@@ -36,6 +38,8 @@ def summary_counts(reports: Sequence[PageReport]) -> Counter[str]:
         counts["footnote marker"] += len(rep.markers)
         for src, out in rep.joins:
             counts["hyphen kept" if _kept_hyphen(src, out) else "hyphen joined"] += 1
+        counts["note"] += len(rep.notes)
+        counts["page turn joined"] += len(rep.turns)
     return +counts  # drop zero entries
 
 
@@ -50,10 +54,14 @@ def _page_table(rep: PageReport, max_kept: int) -> Table:
         table.add_row(Text("kept", style="bold"), text)
     if len(kept) < len(rep.kept):
         table.add_row("", Text(f"... {len(rep.kept) - len(kept)} more kept lines", style="dim"))
+    for text, why in rep.notes:
+        table.add_row(Text("note", style="cyan"), Text(f"{why}: {text}"))
+    for seam, why in rep.turns:
+        table.add_row(Text("page turn", style="green"), Text(f"{seam.replace('|', ' ⏎ ')} → joined: {why}"))
     for mark in rep.markers:
-        table.add_row(Text("marker", style="cyan"), f"footnote mark {mark!r} cut from the prose")
+        table.add_row(Text("marker", style="cyan"), Text(f"footnote mark {mark!r} cut from the prose"))
     for src, out in rep.joins:
-        table.add_row(Text("hyphen", style="green"), f"{src.replace('|', '⏎')} → {out}")
+        table.add_row(Text("hyphen", style="green"), Text(f"{src.replace('|', '⏎')} → {out}"))
     return table
 
 

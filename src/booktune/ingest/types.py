@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from booktune.errors import BooktuneError
+
 
 @dataclass
 class Chapter:
@@ -22,9 +24,10 @@ class Book:
     pages: int | None  # pages in the source (None for txt/md/epub)
     format: str  # "pdf" | "epub" | "txt" | "md"
     chapters: list[Chapter] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # text the reader had to give up on, said per file
 
 
-class BookError(Exception):
+class BookError(BooktuneError):
     """One bad book. str(err) is a one-line message that starts with the file path."""
 
     def __init__(self, path: str | Path, reason: str) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from booktune.train.artifacts import RUN_FILE, RunError
+from booktune.fsutil import read_json
+from booktune.runfolder import RUN_FILE, RunError
 
 
 @dataclass
@@ -27,13 +27,7 @@ class ReportData:
     voice: dict[str, Any] = field(default_factory=dict)
     samples: list[dict[str, Any]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise RunError(f"{path}: cannot read ({e.__class__.__name__}); rerun `booktune run`") from None
+    answers: dict[str, Any] = field(default_factory=dict)  # evaluation.heldout.answers
 
 
 def collect(run_dir: str | Path, data_dir: str | Path | None = None) -> ReportData:
@@ -41,14 +35,17 @@ def collect(run_dir: str | Path, data_dir: str | Path | None = None) -> ReportDa
     run_dir = Path(run_dir)
     if not (run_dir / RUN_FILE).is_file():
         raise RunError(f"{run_dir}: no {RUN_FILE} here; run `booktune run` or `booktune train` first")
-    meta = read_json(run_dir / RUN_FILE)
+    meta = read_json(run_dir / RUN_FILE, RunError)
     data_dir = Path(data_dir or meta.get("data_dir", ""))
-    stats = read_json(data_dir / "stats.json") if (data_dir / "stats.json").is_file() else {}
+    stats = read_json(data_dir / "stats.json", RunError) if (data_dir / "stats.json").is_file() else {}
     report = ReportData(run_dir, f"booktune report: {run_dir.resolve().name}", log_history=meta.get("log_history", []),
-                        voice=meta.get("voice") or {}, samples=meta.get("samples", []), config=meta.get("config", {}))
+                        voice=meta.get("voice") or {}, samples=meta.get("samples", []), config=meta.get("config", {}),
+                        answers=meta.get("answers") or {})
     report.tables["data"] = data_table(stats, data_dir)
     report.tables["training"] = training_table(meta)
     report.tables["metrics"] = metrics_table(meta.get("heldout") or {})
+    if report.answers:
+        report.tables["answers"] = answers_table(report.answers)
     if report.voice:
         report.tables["voice"] = voice_table(report.voice)
         report.tables["profile"] = profile_table(report.voice)
@@ -64,7 +61,7 @@ def data_table(stats: dict[str, Any], data_dir: Path) -> Table:
     tokens = stats.get("tokens", {})
     note = f"from {data_dir}" + (f"; tokens per example: p50 {tokens['p50']}, max {tokens['max']}"
                                  if "p50" in tokens else "")
-    return Table("Data", ["book", "words", "train passages", "held-out passages", "held out by", "gap words"],
+    return Table("Data", ["book", "words", "train examples", "held-out examples", "held out by", "gap words"],
                  rows, note)
 
 
@@ -83,16 +80,34 @@ def training_table(meta: dict[str, Any]) -> Table:
 def metrics_table(heldout: dict[str, Any]) -> Table:
     b, a = heldout.get("before") or {}, heldout.get("after") or {}
     rows = []
-    for key, label, fmt in (("loss", "loss (nats per answer token)", "{:.4f}"), ("perplexity", "perplexity", "{:.2f}"),
-                            ("bits_per_byte", "bits per byte of answer text", "{:.4f}")):
-        if b.get(key) is None or a.get(key) is None:
-            continue
-        change = f"{100 * (a[key] / b[key] - 1):+.1f}%"
-        rows.append([label, fmt.format(b[key]), fmt.format(a[key]), change])
+    for task, prefix in (({}, ""), ("answer", "answer task: ")):
+        tb, ta = (b, a) if not task else (b.get(task) or {}, a.get(task) or {})
+        for key, label, fmt in (("loss", "loss (nats per answer token)", "{:.4f}"),
+                                ("perplexity", "perplexity", "{:.2f}"),
+                                ("bits_per_byte", "bits per byte of answer text", "{:.4f}")):
+            if tb.get(key) is None or ta.get(key) is None:
+                continue
+            change = f"{100 * (ta[key] / tb[key] - 1):+.1f}%"
+            rows.append([prefix + label, fmt.format(tb[key]), fmt.format(ta[key]), change])
     note = (f"{a.get('tokens', 0):,} answer tokens ({a.get('bytes') or 0:,} bytes) in {a.get('examples', 0)} held-out"
             " examples, labelled by the same masking function as training") if a else (
         "held-out loss not measured for this run (`booktune run` scores the base and the tuned model)")
     return Table("Held-out metrics, before and after training", ["metric", "base", "tuned", "change"], rows, note)
+
+
+def answers_table(answers: dict[str, Any]) -> Table:
+    d, w, ended, acc = answers["delta"], answers["words"], answers["ended"], answers["attribution"]
+    rows = [["Burrows' Delta to the author's training text", f"{d['base']:.3f}", f"{d['tuned']:.3f}",
+             f"{d['author']:.3f}"],
+            ["attributed to the author asked", f"{acc['base']:.0%}", f"{acc['tuned']:.0%}", f"{acc['author']:.0%}"],
+            ["words per answer", f"{w['base']:.0f}", f"{w['tuned']:.0f}", f"{w['author']:.0f}"],
+            ["ended at the end-of-turn token", f"{ended['base']:.0%}", f"{ended['tuned']:.0%}", ""]]
+    note = (f"{answers['questions']} held-out questions, same seeded sampling for both models; the author's column is "
+            f"the held-out passage each question was written for (the floor of Delta, the ceiling of attribution). "
+            f"Delta over the {answers.get('n_words', 100)} most frequent words, lower is closer. Attribution: nearest "
+            f"author by cosine Delta among {', '.join(answers['attribution_authors'])}; chance "
+            f"{answers['attribution_chance']:.0%}")
+    return Table("Answers to held-out questions", ["measure", "base", "tuned", "the author"], rows, note)
 
 
 def voice_table(voice: dict[str, Any]) -> Table:

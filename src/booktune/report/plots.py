@@ -9,8 +9,8 @@ from typing import Any
 
 
 def loss_png(log_history: list[dict[str, Any]]) -> bytes | None:
-    """Training and held-out loss against step (booktune.train.plot), or None when nothing was logged."""
-    from booktune.train.plot import plot_loss
+    """Training and held-out loss against step (booktune.training.plot), or None when nothing was logged."""
+    from booktune.training.plot import plot_loss
 
     with tempfile.TemporaryDirectory() as tmp:
         path = plot_loss(log_history, Path(tmp) / "loss.png", title="loss on answer tokens")

@@ -8,9 +8,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from booktune.fsutil import atomic_write_text
+from booktune.outputs import OutputDir
 from booktune.report.collect import ReportData, Table, collect
 from booktune.report.plots import function_words_png, loss_png
+from booktune.runfolder import RUN_LAYOUT
 
 CSS = """
 body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
@@ -48,11 +49,20 @@ def samples_table(samples: list[dict[str, Any]]) -> Table:
                  "same prompts and seeded sampling for both models; the author's text is the real continuation")
 
 
+def answer_samples_table(answers: dict[str, Any], n: int = 10) -> Table:
+    rows = [[s["question"], s["base"], s["tuned"], s["reference"]] for s in answers.get("samples", [])[:n]]
+    return Table("Samples: held-out questions", ["question", "base model", "tuned model", "the author's passage"],
+                 rows, "same questions and seeded sampling for both models; the passage is the one the question was "
+                       "written for")
+
+
 def render_html(r: ReportData, loss: bytes | None, words: bytes | None) -> str:
     parts = [f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{escape(r.title)}</title>"
              f"<style>{CSS}</style></head><body><h1>{escape(r.title)}</h1>"]
     parts.append(html_table(r.tables["metrics"]))
     parts.append("<h2>Loss curves</h2>" + html_image(loss, "training and held-out loss"))
+    if "answers" in r.tables:
+        parts += [html_table(r.tables["answers"]), html_table(answer_samples_table(r.answers), "sample")]
     for key in ("voice", "profile"):
         if key in r.tables:
             parts.append(html_table(r.tables[key]))
@@ -66,8 +76,8 @@ def render_html(r: ReportData, loss: bytes | None, words: bytes | None) -> str:
 
 
 def md_table(t: Table) -> str:
-    def cell(c: str) -> str:
-        return " ".join(c.split()).replace("|", "\\|")
+    def cell(c: str) -> str:  # book text is text: its HTML must not render in a Markdown viewer
+        return escape(" ".join(c.split()), quote=False).replace("|", "\\|")
     header = t.header if any(t.header) else [" "] * len(t.rows[0] if t.rows else [""])
     lines = [f"## {t.title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in t.rows]
@@ -78,6 +88,8 @@ def render_md(r: ReportData, loss_file: str | None) -> str:
     parts = [f"# {r.title}", "", md_table(r.tables["metrics"])]
     if loss_file:
         parts.append(f"## Loss curves\n\n![training and held-out loss]({loss_file})\n")
+    if "answers" in r.tables:
+        parts += [md_table(r.tables["answers"]), md_table(answer_samples_table(r.answers))]
     parts += [md_table(r.tables[k]) for k in ("voice", "profile") if k in r.tables]
     if r.samples:
         parts.append(md_table(samples_table(r.samples)))
@@ -89,8 +101,9 @@ def render_md(r: ReportData, loss_file: str | None) -> str:
 def write_report(run_dir: str | Path, data_dir: str | Path | None = None) -> tuple[Path, Path]:
     """Write RUN/report.html and RUN/report.md; return their paths."""
     r = collect(run_dir, data_dir)
+    run = OutputDir.open(r.run_dir, RUN_LAYOUT, overwrite=True)  # the report adds its two files, nothing else
     loss = loss_png(r.log_history)
-    html = atomic_write_text(r.run_dir / "report.html", render_html(r, loss, function_words_png(r.voice)))
+    html = run.write_text("report.html", render_html(r, loss, function_words_png(r.voice)))
     loss_file = "loss.png" if (r.run_dir / "loss.png").is_file() else None
-    md = atomic_write_text(r.run_dir / "report.md", render_md(r, loss_file))
+    md = run.write_text("report.md", render_md(r, loss_file))
     return html, md

@@ -1,0 +1,102 @@
+"""Held-out perplexity of the demo's default run with one change: NEFTune noise, a second tiling of the training
+text shifted by some words (twice the passages, each word trained twice in other company), or PEFT's PiSSA
+initialisation (the adapter starts from each weight's principal singular vectors). Not part of the package.
+
+    booktune run examples/books --out outputs/demo            # once: the prepared data and the base perplexity
+    python dev/quality_variants.py --out /tmp/q/control
+    python dev/quality_variants.py --out /tmp/q/neft5 --neftune 5
+    python dev/quality_variants.py --out /tmp/q/retile175 --retile 175
+    python dev/quality_variants.py --out /tmp/q/pissa --init pissa_niter_4 --lr 2e-4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+BASE_PPL = 38.51  # the demo's base perplexity on this split (docs/quality.md)
+
+
+def add_shifted_tiling(data: Path, offset: int, target: int = 350, overlap: int = 50) -> int:
+    """Append a second tiling of each book's training passages, starting `offset` words in; how many were added."""
+    from booktune.dataset.chunk import Words, chunk_words
+    from booktune.dataset.format import make_record
+
+    prompts = json.loads((data / "stats.json").read_text())["prompts"]
+    rows = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines() if line.strip()]
+    extra = []
+    for book in sorted({r["book"] for r in rows}):
+        mine = [r for r in rows if r["book"] == book]  # in order: a contiguous tiling of the training section
+        words = Words.from_text("\n\n".join(r["passage"] for r in mine))
+        for i, c in enumerate(chunk_words(words, offset, len(words), target=target, overlap=overlap, lead_floor=0)):
+            extra.append(make_record(book=book, index=10000 + i, title=mine[0]["title"], author=mine[0]["author"],
+                                     lead_in=c.lead_in, passage=c.passage, **prompts))
+    (data / "train.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows + extra))
+    return len(extra)
+
+
+def with_neftune(alpha: float) -> None:
+    """Make the recipe's TrainingArguments carry neftune_noise_alpha (transformers adds the noise while training)."""
+    import booktune.training.recipe as recipe
+
+    original = recipe.sft_args
+
+    def sft_args(*args, extra=None, **kwargs):
+        return original(*args, extra=(extra or {}) | {"neftune_noise_alpha": alpha}, **kwargs)
+
+    recipe.sft_args = sft_args
+
+
+def with_lora_init(init: str) -> None:
+    """Make the recipe's LoraConfig start the adapter with PEFT's `init_lora_weights=init` (e.g. 'pissa_niter_4')."""
+    from booktune.training.backends.hf import HfBackend
+
+    original = HfBackend.add_lora
+
+    def add_lora(self, model, lora, prec, *, packing):
+        model, config = original(self, model, lora, prec, packing=packing)
+        config.init_lora_weights = init
+        return model, config
+
+    HfBackend.add_lora = add_lora
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="outputs/demo/data", help="a prepared DATA folder (the demo's)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--neftune", type=float, default=None, help="NEFTune noise alpha")
+    ap.add_argument("--retile", type=int, default=0, help="add a second tiling starting this many words in")
+    ap.add_argument("--init", default=None, help="PEFT init_lora_weights, e.g. pissa_niter_4 or olora")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--epochs", type=float, default=1.0)
+    a = ap.parse_args()
+    out = Path(a.out)
+    shutil.rmtree(out, ignore_errors=True)
+    data = out / "data"
+    shutil.copytree(a.data, data)
+    if a.retile:
+        print(f"added {add_shifted_tiling(data, a.retile)} passages shifted by {a.retile} words", flush=True)
+    if a.neftune:
+        with_neftune(a.neftune)
+    if a.init:
+        with_lora_init(a.init)
+    import booktune
+    from booktune.dataset.rows import heldout_rows
+    from booktune.evaluation.loss import heldout_loss
+
+    started = time.time()
+    res = booktune.training(str(data), str(out / "run"), learning_rate=a.lr, epochs=a.epochs, eval_steps=0)
+    rows = heldout_rows(data, res.tokenizer, max_seq_length=1024, truncation="split")
+    r = heldout_loss(res.model, rows, pad_id=res.tokenizer.pad_token_id, batch_size=4, label="tuned",
+                     tokenizer=res.tokenizer).as_dict()
+    print("RESULT", json.dumps({"args": vars(a), "ppl": round(r["perplexity"], 3),
+                                "change": round(r["perplexity"] / BASE_PPL - 1, 4), "bpb": round(r["bits_per_byte"], 4),
+                                "loss": round(r["loss"], 4), "secs": round(time.time() - started)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

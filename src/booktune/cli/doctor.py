@@ -1,0 +1,13 @@
+"""`booktune doctor`: what a bug report needs."""
+
+from __future__ import annotations
+
+
+def doctor() -> None:
+    """Print what a bug report needs: versions of torch, transformers, TRL, PEFT, bitsandbytes and Unsloth; CUDA and
+    each card with its free memory; whether the default model is cached."""
+    from booktune import api
+    from booktune.console import console
+
+    for line in api.doctor():
+        console.print(line, markup=False, highlight=False)

@@ -1,1 +1,0 @@
-"""The evaluate stage: held-out loss and sample continuations."""

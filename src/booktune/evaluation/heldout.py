@@ -1,0 +1,85 @@
+"""What `booktune run` measures on the held-out split, printed as it goes: loss before and after (continuations, and
+answers to held-out questions), the voice of base and tuned continuations of the same prompts, and the voice and
+attribution of their answers to the same questions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from booktune.config import EvalConfig
+from booktune.console import console
+
+
+def score(model: Any, rows: list[dict], tokenizer: Any, batch_size: int, label: str) -> dict[str, Any]:
+    """Held-out loss, perplexity and bits per byte of `model` on the continuation `rows`, and under 'answer' the same
+    on the answer rows (the passage given its question); {} without rows. One printed line each."""
+    continuations = [r for r in rows if r.get("task", "continue") == "continue"]
+    answers = [r for r in rows if r.get("task") == "answer"]
+    result = _score(model, continuations, tokenizer, batch_size, label)
+    if answers:
+        result["answer"] = _score(model, answers, tokenizer, batch_size, label.replace("loss", "answer loss"))
+    return result
+
+
+def _score(model: Any, rows: list[dict], tokenizer: Any, batch_size: int, label: str) -> dict[str, Any]:
+    from booktune.evaluation.loss import heldout_loss
+
+    if not rows:
+        return {}
+    result = heldout_loss(model, rows, pad_id=tokenizer.pad_token_id, batch_size=batch_size, label=label,
+                          tokenizer=tokenizer).as_dict()
+    console.print(f"{label}: {result['loss']:.4f} (perplexity {result['perplexity']:.2f}, "
+                  f"{result['bits_per_byte']:.3f} bits/byte, {result['tokens']:,} tokens)")
+    return result
+
+
+def voice(model: Any, tokenizer: Any, held: list[dict], e: EvalConfig, *, seed: int) -> tuple[list[Any], dict]:
+    """Base and tuned continuations of the same held-out prompts, and their voice distance to the author."""
+    from booktune.evaluation.compare import compare_continuations
+    from booktune.evaluation.voice import voice_report
+
+    n = max(e.samples, e.voice_prompts)
+    if not held or n == 0:
+        return [], {}
+    with console.status(f"continuing {min(n, len(held))} held-out prompts with the base and the tuned model"):
+        pairs = compare_continuations(model, tokenizer, held, n=n, max_new_tokens=e.max_new_tokens,
+                                      temperature=e.temperature, top_p=e.top_p, seed=seed)
+    report = voice_report([p.reference for p in pairs], [p.base for p in pairs], [p.tuned for p in pairs])
+    report["prompts"] = len(pairs)
+    report["continuations"] = [p.__dict__ for p in pairs]
+    console.print(f"voice distance to the author (Burrows' Delta, lower is closer): base {report['delta_base']:.3f}"
+                  f" -> tuned {report['delta_tuned']:.3f}")
+    return pairs[: e.samples], report
+
+
+def answers(model: Any, tokenizer: Any, held: list[dict], train: list[dict], e: EvalConfig, *,
+            seed: int) -> dict[str, Any]:
+    """Base and tuned answers to the same held-out questions, measured (evaluation/answers.py); {} without any."""
+    from booktune.evaluation.answers import answer_measures, compare_answers, training_passages
+
+    trained_authors = set(training_passages(train))  # an author held out whole (--eval-books) has no profile
+    held = [r for r in held if r.get("task") == "answer" and r["author"] in trained_authors]
+    if e.voice_prompts == 0 or not held:
+        return {}
+    with console.status("answering held-out questions with the base and the tuned model"):
+        questions, base, tuned = compare_answers(model, tokenizer, held, n=e.voice_prompts,
+                                                 max_new_tokens=e.max_new_tokens, temperature=e.temperature,
+                                                 top_p=e.top_p, seed=seed)
+    report = answer_measures(questions, base, tuned, train)
+    report["samples"] = [{"id": q["id"], "question": q["question"], "base": b.text, "tuned": t.text,
+                          "reference": q["passage"]} for q, b, t in zip(questions, base, tuned)]
+    for line in answer_lines(report):
+        console.print(line, markup=False, highlight=False)
+    return report
+
+
+def answer_lines(report: dict[str, Any]) -> list[str]:
+    """The answers' figures in three lines, as `booktune run` prints them."""
+    d, w, ended, acc = report["delta"], report["words"], report["ended"], report["attribution"]
+    return [f"answers to {report['questions']} held-out questions, Burrows' Delta to the author's training text: "
+            f"base {d['base']:.3f} -> tuned {d['tuned']:.3f} (the author's own answers: {d['author']:.3f})",
+            f"answer length: base {w['base']:.0f} -> tuned {w['tuned']:.0f} words (the author's: {w['author']:.0f});"
+            f" ended at end of turn: base {ended['base']:.0%} -> tuned {ended['tuned']:.0%}",
+            f"answers attributed to the author: base {acc['base']:.0%} -> tuned {acc['tuned']:.0%} (the author's "
+            f"own: {acc['author']:.0%}; chance {report['attribution_chance']:.0%} among "
+            f"{len(report['attribution_authors'])} authors)"]

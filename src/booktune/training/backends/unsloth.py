@@ -1,0 +1,121 @@
+"""The unsloth backend: Unsloth's own loader, LoRA wrapper, kernels and activation offload.
+
+Unsloth patches transformers, TRL and PEFT when it is imported, so it must be imported before them: `activate`
+does that and is the first thing the training path calls. It is never imported elsewhere (it raises without a GPU).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from typing import Any
+
+from booktune.training.backends.base import Backend, BackendError, LoraSettings
+from booktune.training.packing import Batching
+
+# The names Unsloth's notebooks pass; filtered to the projections a model has. Unsloth adds GPT-OSS's fused
+# expert parameters itself when it sees the MLP names (unsloth/models/_utils.py get_moe_target_modules).
+UNSLOTH_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+UNISOLATED = ("gpt_oss", "gemma2")  # unsloth/trainer.py PADDING_FREE_BLOCKLIST: no packed-sequence isolation
+
+
+class UnslothBackend(Backend):
+    name = "unsloth"
+    quantizes_experts = True  # Unsloth quantizes MoE experts on load
+    offloads_activations = True
+    # Unsloth's FSDP path is its own (UNSLOTH_FSDP2=1, its own fully_shard wrap), not the accelerate plugin booktune
+    # configures: mixing the two would run half-configured. Under DDP it pins each rank to its LOCAL_RANK card and
+    # sets DDP's unused-parameter search for LoRA (unsloth/models/loader_utils.py prepare_device_map).
+    runs_fsdp = False
+
+    def installed(self) -> bool:
+        return importlib.util.find_spec("unsloth") is not None
+
+    def unavailable(self, device: str) -> str | None:
+        if not device.startswith("cuda") or not _cuda_visible():
+            return "'unsloth' needs a CUDA GPU; use --backend hf"
+        if not self.installed():
+            return ("'unsloth' is not installed; in booktune's folder run `pip install '.[unsloth]'`, or use "
+                    "--backend hf")
+        return None
+
+    def activate(self) -> None:
+        import_unsloth()
+
+    def load_base(self, spec: str, prec: Any, *, max_seq_length: int, trust_remote_code: bool) -> Any:
+        from unsloth import FastLanguageModel
+
+        from booktune.model import resolve_model
+
+        path = resolve_model(spec).path
+        return FastLanguageModel.from_pretrained(
+            model_name=path, max_seq_length=max_seq_length, dtype=prec.dtype, load_in_4bit=prec.load_in_4bit,
+            trust_remote_code=trust_remote_code, local_files_only=os.path.isdir(path))[0]
+
+    def add_lora(self, model: Any, lora: LoraSettings, prec: Any, *, packing: bool) -> tuple[Any, Any]:
+        from unsloth import FastLanguageModel
+
+        if not hasattr(model, "max_seq_length"):
+            raise BackendError("config field train.backend: a base model loaded without Unsloth was passed; load it "
+                               "with this backend's load_base, or use --backend hf")
+        peft_model = FastLanguageModel.get_peft_model(
+            model, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias="none",
+            target_modules=unsloth_targets(model, lora.target_modules), random_state=lora.seed,
+            use_gradient_checkpointing=checkpointing_mode(prec.gradient_checkpointing, prec.offload_activations),
+        )
+        return peft_model, None
+
+    def batching(self, model: Any, packing: bool) -> Batching:
+        model_type = getattr(model.config.get_text_config(), "model_type", "")
+        if not packing:
+            return Batching("bucketed", False, "packing off")
+        if model_type in UNISOLATED:
+            return Batching("bucketed", False, f"Unsloth cannot isolate packed {model_type} examples")
+        return Batching("packed", True, "Unsloth packed attention")
+
+
+def _cuda_visible() -> bool:
+    # torch is imported here on purpose: importing it does not stop Unsloth from patching transformers later.
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def import_unsloth() -> Any:
+    """Import Unsloth quietly and offline-friendly; warn if transformers got in first (fewer patches apply)."""
+    if "unsloth" in sys.modules:  # imported already (by an earlier call): what came first was judged then
+        return sys.modules["unsloth"]
+    late = [m for m in ("transformers", "trl", "peft") if m in sys.modules]
+    os.environ.setdefault("UNSLOTH_DISABLE_STATISTICS", "1")  # no network call on load
+    import unsloth  # noqa: F401  (patches on import)
+
+    if late:
+        from booktune.console import console
+
+        console.print(f"[yellow]note: {', '.join(late)} imported before Unsloth; some of its speed-ups may not apply")
+    return unsloth
+
+
+def checkpointing_mode(gradient_checkpointing: bool, offload: bool = True) -> str | bool:
+    """Unsloth's use_gradient_checkpointing: "unsloth" offloads each layer's input to CPU memory, True keeps it on
+    the GPU (faster, more memory: docs/distributed.md)."""
+    if not gradient_checkpointing:
+        return False
+    return "unsloth" if offload else True
+
+
+def unsloth_targets(model: Any, target_modules: list[str] | str) -> list[str]:
+    """Explicit module names for Unsloth: 'all-linear' becomes the usual projections the model has."""
+    names = [target_modules] if isinstance(target_modules, str) else list(target_modules)
+    if names != ["all-linear"]:
+        return names
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    found = [n for n in UNSLOTH_TARGETS if n in present]
+    # GPT-OSS has no gate/up/down Linears; Unsloth maps these names onto its expert parameters.
+    if getattr(model.config, "model_type", "") == "gpt_oss":
+        found = list(UNSLOTH_TARGETS)
+    return found or list(UNSLOTH_TARGETS)
+
+
+UNSLOTH = UnslothBackend()

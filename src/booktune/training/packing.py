@@ -1,0 +1,132 @@
+"""Batches for training: examples packed into `max_seq_length` rows without cross-talk, or padded to a few lengths.
+
+Packing. Examples are packed best-fit-decreasing into rows of at most `max_seq_length` tokens. Each example keeps
+its own position ids (restarting at 0) and the first label of each example is masked, so no token is predicted
+from the end of the previous example. Attention stays inside each example because transformers 5 reads the
+restarting position ids, when no attention mask is passed, as packed-sequence boundaries:
+- FlashAttention (flash_attention_2/3, booktune's varlen path) gets cu_seqlens: the batch is flattened into
+  one row, with no padding at all;
+- SDPA, eager and flex attention get a block-diagonal mask: rows stay rows, padded at the end, the padding
+  forming its own segment with no labels;
+- Unsloth infers the same boundaries from a flattened row (batch 1, no mask).
+Which of these a model gets is its backend's choice (`Backend.batching`).
+
+Fallback. Where isolation is not available (Unsloth's GPT-OSS and Gemma 2 paths, other attention kernels),
+examples are sorted by length into batches and padded to the next of a few fixed lengths. Few lengths matter on
+GPUs: cuDNN attention builds a new graph for every new shape, at a cost of a tenth of a second or more each.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Any
+
+IGNORE = -100
+FLASH = ("flash_attention_2", "flash_attention_3", "booktune_varlen")
+MASKED = ("sdpa", "eager", "flex_attention")
+
+
+def pack(rows: list[dict[str, Any]], max_len: int) -> list[dict[str, Any]]:
+    """Best-fit-decreasing packing of {'input_ids', 'labels'} rows into rows with 'seq_lengths'."""
+    order = sorted(range(len(rows)), key=lambda i: -len(rows[i]["input_ids"]))
+    bins: list[list[int]] = []
+    free: list[tuple[int, int]] = []  # (room left, bin index), sorted
+    for i in order:
+        n = len(rows[i]["input_ids"])
+        if n > max_len:
+            raise ValueError(f"example {rows[i].get('id', i)} has {n} tokens, over max_seq_length {max_len}")
+        at = bisect.bisect_left(free, (n, -1))
+        if at < len(free):
+            room, b = free.pop(at)
+            bins[b].append(i)
+            bisect.insort(free, (room - n, b))
+        else:
+            bins.append([i])
+            bisect.insort(free, (max_len - n, len(bins) - 1))
+    return [_join([rows[i] for i in members]) for members in bins]
+
+
+def _join(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    ids: list[int] = []
+    labels: list[int] = []
+    for row in rows:
+        ids += row["input_ids"]
+        labels += [IGNORE] + list(row["labels"][1:])  # never predict an example's first token from the last one
+    return {"input_ids": ids, "labels": labels, "seq_lengths": [len(r["input_ids"]) for r in rows]}
+
+
+@dataclass
+class PackedCollator:
+    """Packed rows -> a batch with per-example position ids and no attention mask.
+
+    flatten=True: one row of all tokens (FlashAttention varlen, Unsloth). flatten=False: rows padded to the
+    longest, padding as a separate segment (transformers' block-diagonal masks for SDPA / eager / flex).
+    """
+
+    pad_token_id: int
+    flatten: bool = True
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        ids = [list(r["input_ids"]) for r in rows]
+        labels = [list(r["labels"]) for r in rows]
+        pos = [[p for n in r["seq_lengths"] for p in range(n)] for r in rows]
+        if self.flatten:
+            ids, labels, pos = [sum(ids, [])], [sum(labels, [])], [sum(pos, [])]
+        width = max(len(x) for x in ids)
+        for i in range(len(ids)):
+            gap = width - len(ids[i])
+            ids[i] += [self.pad_token_id] * gap
+            labels[i] += [IGNORE] * gap
+            pos[i] += list(range(gap))
+        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "position_ids": torch.tensor(pos)}
+
+
+def bucket_lengths(max_len: int, n: int = 4, multiple: int = 64) -> list[int]:
+    """`n` padded lengths up to max_len, each a multiple of `multiple`: e.g. 512, 1024, 1536, 2048."""
+    out = sorted({min(max_len, -(-max_len * k // n) // multiple * multiple or multiple) for k in range(1, n + 1)})
+    return out if out[-1] == max_len else out + [max_len]
+
+
+@dataclass
+class BucketCollator:
+    """Padded batches whose length is the smallest bucket that holds the longest example (right padding)."""
+
+    pad_token_id: int
+    buckets: list[int]
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        longest = max(len(r["input_ids"]) for r in rows)
+        width = self.buckets[min(bisect.bisect_left(self.buckets, longest), len(self.buckets) - 1)]
+        width = max(width, longest)
+        pad = [width - len(r["input_ids"]) for r in rows]
+        return {
+            "input_ids": torch.tensor([list(r["input_ids"]) + [self.pad_token_id] * p for r, p in zip(rows, pad)]),
+            "labels": torch.tensor([list(r["labels"]) + [IGNORE] * p for r, p in zip(rows, pad)]),
+            "attention_mask": torch.tensor([[1] * len(r["input_ids"]) + [0] * p for r, p in zip(rows, pad)]),
+        }
+
+
+@dataclass(frozen=True)
+class Batching:
+    mode: str  # 'packed' | 'bucketed'
+    flatten: bool
+    why: str
+
+    @property
+    def sampling(self) -> str:
+        """The Trainer's train_sampling_strategy: bucketed rows are grouped by length so padding stays small."""
+        return "group_by_length" if self.mode == "bucketed" else "random"
+
+
+def training_batches(rows: list[dict[str, Any]], batching: Batching, *, max_len: int,
+                     pad_token_id: int) -> tuple[list[dict[str, Any]], Any]:
+    """(dataset rows, collator) for `batching`."""
+    clean = [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows]
+    if batching.mode == "packed":
+        return pack(clean, max_len), PackedCollator(pad_token_id, flatten=batching.flatten)
+    return clean, BucketCollator(pad_token_id, bucket_lengths(max_len))

@@ -1,0 +1,138 @@
+"""Packed-sequence attention for the hf backend: FlashAttention's variable-length kernel as shipped inside PyTorch.
+
+Packed rows carry `position_ids` that restart at 0 for every example. transformers 5 turns that into a dense
+block-diagonal mask for SDPA, which rules out SDPA's flash kernel (it takes no mask) and leaves the slower
+memory-efficient one. Here the example boundaries become `cu_seqlens` and each example attends only to itself
+through `aten._flash_attention_forward` (FlashAttention 2, bundled with CUDA builds of PyTorch; no flash-attn
+package, no Hub kernel). On CPU, or for shapes the kernel refuses, the same function runs SDPA per segment, which
+is exact and is what the CPU tests exercise.
+
+Registered as the attention implementation "booktune_varlen". Padded batches (an explicit attention mask) and
+decoding with a cache go to transformers' SDPA path unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+NAME = "booktune_varlen"
+_last: list = [None, None]  # (position_ids tensor, its (cu_seqlens, max_len)): one host sync per forward, not per layer
+
+
+def seq_bounds(position_ids: torch.Tensor | None, batch: int, seq: int,
+               device: torch.device) -> tuple[torch.Tensor, int]:
+    """cu_seqlens (int32, [n_segments + 1]) and the longest segment of a (batch, seq) packed layout."""
+    if position_ids is None:
+        return torch.arange(0, batch * seq + 1, seq, dtype=torch.int32, device=device), seq
+    if _last[0] is position_ids:
+        return _last[1]
+    flat = position_ids.expand(batch, seq).reshape(-1)  # [batch * seq]
+    starts = torch.nonzero(flat == 0).flatten()  # every row starts with position 0, so rows are segments too
+    total = torch.tensor([flat.numel()], device=flat.device)
+    cu = torch.cat([starts, total]).to(device=device, dtype=torch.int32)
+    result = (cu, int((cu[1:] - cu[:-1]).max().item()))
+    _last[:] = [position_ids, result]
+    return result
+
+
+class _FlashVarlen(torch.autograd.Function):
+    """FlashAttention 2 varlen, causal, through PyTorch's own ops. q: [T, Hq, D]; k, v: [T, Hkv, D]."""
+
+    @staticmethod
+    def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: torch.Tensor, max_len: int,
+                scale: float, window: int) -> torch.Tensor:
+        out, lse, rng, unused, _ = torch.ops.aten._flash_attention_forward(
+            q, k, v, cu, cu, max_len, max_len, 0.0, True, False, scale=scale,
+            window_size_left=window, window_size_right=0 if window >= 0 else -1)
+        ctx.save_for_backward(q, k, v, cu, out, lse, rng, unused)
+        ctx.max_len, ctx.scale, ctx.window = max_len, scale, window
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple:
+        q, k, v, cu, out, lse, rng, unused = ctx.saved_tensors
+        dq, dk, dv = torch.ops.aten._flash_attention_backward(
+            grad.contiguous(), q, k, v, out, lse, cu, cu, ctx.max_len, ctx.max_len, 0.0, True, rng, unused,
+            scale=ctx.scale, window_size_left=ctx.window, window_size_right=0 if ctx.window >= 0 else -1)
+        return dq, dk, dv, None, None, None, None
+
+
+def segment_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: torch.Tensor, scale: float,
+                 window: int) -> torch.Tensor:
+    """Reference path: causal SDPA on each segment alone. q: [T, Hq, D]; k, v: [T, Hkv, D] -> [T, Hq, D]."""
+    groups = q.shape[1] // k.shape[1]
+    out = torch.empty_like(q)
+    for a, b in zip(cu[:-1].tolist(), cu[1:].tolist()):
+        qs, ks, vs = (x[a:b].transpose(0, 1) for x in (q, k, v))  # [H, L, D]
+        ks, vs = ks.repeat_interleave(groups, 0), vs.repeat_interleave(groups, 0)
+        mask = None
+        if window >= 0:
+            i = torch.arange(b - a, device=q.device)
+            mask = (i[:, None] >= i[None, :]) & (i[:, None] - i[None, :] <= window)
+        out[a:b] = F.scaled_dot_product_attention(qs, ks, vs, attn_mask=mask, is_causal=mask is None,
+                                                  scale=scale).transpose(0, 1)
+    return out
+
+
+def flash_ok(q: torch.Tensor) -> bool:
+    return (q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and q.shape[-1] <= 256 and q.shape[-1] % 8 == 0
+            and torch.backends.cuda.is_flash_attention_available())
+
+
+def varlen_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                     attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
+                     sliding_window: int | None = None, **kwargs: Any) -> tuple[torch.Tensor, None]:
+    """transformers attention interface. query: [B, Hq, S, D]; key, value: [B, Hkv, S, D] -> [B, S, Hq, D]."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    batch, heads, seq, dim = query.shape
+    if attention_mask is not None or key.shape[2] != seq or (dropout and module.training):
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      sliding_window=sliding_window, **kwargs)
+    scale = scaling if scaling is not None else dim ** -0.5
+    window = sliding_window - 1 if sliding_window else -1
+    cu, max_len = seq_bounds(kwargs.get("position_ids"), batch, seq, query.device)
+    q, k, v = (x.transpose(1, 2).reshape(batch * seq, x.shape[1], dim) for x in (query, key, value))
+    if flash_ok(q):
+        out = _FlashVarlen.apply(q, k, v, cu, max_len, scale, window)
+    else:
+        out = segment_sdpa(q, k, v, cu, scale, window)
+    return out.view(batch, seq, heads, dim), None
+
+
+def varlen_mask(*args: Any, attention_mask: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor | None:
+    """No mask for packed or plain causal batches (cu_seqlens carry the boundaries); SDPA's mask for padded ones."""
+    from transformers.masking_utils import sdpa_mask
+
+    return None if attention_mask is None else sdpa_mask(*args, attention_mask=attention_mask, **kwargs)
+
+
+def register() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface
+
+    AttentionInterface.register(NAME, varlen_attention)
+    AttentionMaskInterface.register(NAME, varlen_mask)
+
+
+def supports(model: Any) -> bool:
+    """Standard softmax attention only: no attention sinks (GPT-OSS) and no logit soft-capping (Gemma 2)."""
+    config = model.config.get_text_config()
+    if getattr(config, "model_type", "") in ("gpt_oss", "gemma2", "gemma3", "gemma3_text"):
+        return False
+    if getattr(config, "attn_logit_softcapping", None):
+        return False
+    return any(type(m).__name__.endswith("Attention") for m in model.modules())
+
+
+def use_varlen(model: Any) -> str | None:
+    """Switch `model` to "booktune_varlen"; returns the implementation to restore afterwards, or None if unsupported."""
+    if not supports(model):
+        return None
+    register()
+    previous = model.config._attn_implementation
+    model.set_attn_implementation(NAME)
+    return previous

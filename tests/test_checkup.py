@@ -1,0 +1,37 @@
+"""`booktune doctor`: the versions, CUDA and the default model, as a bug report needs them."""
+
+from importlib import metadata
+
+from typer.testing import CliRunner
+
+from booktune.cli import app
+
+
+def doctor(env=None):
+    result = CliRunner().invoke(app, ["doctor"], env={"COLUMNS": "200", **(env or {})})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_doctor_prints_versions_cuda_and_the_default_model(default_tokenizer):
+    import torch
+
+    out = doctor()  # default_tokenizer converted the default model into the test cache
+    for name in ("torch", "transformers", "trl", "peft", "bitsandbytes"):
+        assert f"\n{name} {metadata.version(name)}\n" in out
+    try:
+        assert f"\nunsloth {metadata.version('unsloth')}\n" in out
+    except metadata.PackageNotFoundError:
+        assert "\nunsloth not installed\n" in out
+    if torch.version.cuda is None:
+        assert "CUDA: none (this torch is a CPU build)" in out
+    else:
+        assert f"CUDA {torch.version.cuda}: {torch.cuda.device_count()} card(s) visible" in out
+        assert out.count(" GiB free of ") == torch.cuda.device_count()
+    assert "default model: cached at " in out
+
+
+def test_doctor_says_when_the_default_model_is_not_cached(tmp_path):
+    out = doctor({"BOOKTUNE_CACHE": str(tmp_path / "empty")})
+    assert f"default model: not cached yet; converted into {tmp_path / 'empty'}" in out
+    assert not (tmp_path / "empty").exists()  # doctor only looks

@@ -1,0 +1,30 @@
+"""Which process, which cards, which device: pure functions of the launcher's environment and the card list."""
+
+from __future__ import annotations
+
+import pytest
+
+from booktune.devices import Card, DeviceError, World, choose_precision, default_card, world
+
+G = 2**30
+SEED_MACHINE = [Card(0, "NVIDIA GeForce RTX 2070 SUPER", 8 * G), Card(1, "NVIDIA GeForce RTX 4090", 24 * G)]
+TWO_H100 = [Card(0, "NVIDIA H100 80GB HBM3", 80 * G), Card(1, "NVIDIA H100 80GB HBM3", 80 * G)]
+
+
+def test_world_reads_the_launcher_environment():
+    assert world({}) == World(0, 0, 1)
+    w = world({"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "4"})
+    assert (w.rank, w.local_rank, w.size, w.main, w.distributed) == (3, 1, 4, False, True)
+    assert not world({}).distributed and world({}).main
+
+
+def test_one_process_defaults_to_the_largest_card():
+    assert default_card(SEED_MACHINE).indices == (1,) and "largest" in default_card(SEED_MACHINE).note
+    assert default_card(TWO_H100).indices == (0,) and default_card(TWO_H100).note == ""
+
+
+def test_4bit_without_a_gpu_is_a_one_line_error_naming_the_field():
+    with pytest.raises(DeviceError, match="config field train.load_in_4bit: 4-bit training needs a CUDA GPU"):
+        choose_precision("cpu", "auto", True, None)
+    prec = choose_precision("cpu", "fp32", None, None)
+    assert (prec.device, prec.load_in_4bit, prec.gradient_checkpointing, prec.on_gpu) == ("cpu", False, False, False)

@@ -1,0 +1,114 @@
+"""Backend choice on a machine without a GPU, and the LoRA settings each backend receives."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from booktune.training.backends import HF, REGISTRY, UNSLOTH, BackendError, LoraSettings, names, planned, resolve
+from booktune.training.backends.unsloth import checkpointing_mode, import_unsloth, unsloth_targets
+
+pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only choices")
+
+
+def test_auto_is_hf_without_a_gpu_and_never_imports_unsloth():
+    assert resolve("auto", "cpu") == (HF, "")
+    assert resolve("hf", "cpu") == (HF, "")
+    assert "unsloth" not in sys.modules
+
+
+def test_unsloth_without_a_gpu_is_a_one_line_error():
+    with pytest.raises(BackendError, match="train.backend: 'unsloth' needs a CUDA GPU"):
+        resolve("unsloth", "cpu")
+    with pytest.raises(BackendError, match="'fast' is not one of auto, unsloth, hf"):
+        resolve("fast", "cpu")
+    assert "unsloth" not in sys.modules
+
+
+def test_the_registry_names_every_backend_once():
+    assert names() == ("auto", "unsloth", "hf")
+    assert all(name == backend.name for name, backend in REGISTRY.items())
+    assert planned("hf") is HF and planned("unsloth") is UNSLOTH
+    assert planned("auto") is (UNSLOTH if UNSLOTH.installed() else HF)
+
+
+def test_fsdp_gives_way_to_a_backend_that_runs_it():
+    from booktune.training.backends import for_strategy
+
+    backend, note = for_strategy(UNSLOTH, "fsdp")
+    assert backend is HF and "FSDP trains with the hf backend" in note
+    assert for_strategy(UNSLOTH, "ddp") == (UNSLOTH, "")
+    assert for_strategy(HF, "fsdp") == (HF, "")
+
+
+def test_cli_reports_the_backend_error_without_a_traceback(tmp_path, tiny_data_dir):
+    from typer.testing import CliRunner
+
+    from booktune.cli import app
+
+    result = CliRunner().invoke(app, ["train", str(tiny_data_dir), "--backend", "unsloth", "-o", str(tmp_path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "needs a CUDA GPU" in result.output
+
+
+def test_run_settles_the_backend_before_reading_books(tmp_path):
+    """`booktune run` resolves (and imports) the backend first: Unsloth must come before transformers, and a
+    backend this machine cannot run fails before any extraction."""
+    from typer.testing import CliRunner
+
+    from booktune.cli import app
+
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "a.txt").write_text("Some words. " * 400)
+    result = CliRunner().invoke(app, ["run", str(books), "--backend", "unsloth", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "needs a CUDA GPU" in result.output
+    assert not (tmp_path / "out" / "data").exists()  # nothing was prepared
+
+
+def test_lora_targets_for_each_backend():
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=4, num_key_value_heads=2)
+    model = LlamaForCausalLM(config)
+    assert unsloth_targets(model, ["all-linear"]) == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                                      "down_proj"]
+    assert unsloth_targets(model, ["q_proj", "v_proj"]) == ["q_proj", "v_proj"]
+    prec = types.SimpleNamespace(on_gpu=False)
+    _, lora = HF.add_lora(model, LoraSettings(8, 16, 0.0, ["all-linear"]), prec, packing=True)
+    assert lora.r == 8 and lora.lora_alpha == 16 and lora.target_modules == "all-linear"
+    _, lora = HF.add_lora(model, LoraSettings(8, 16, 0.0, ["q_proj"]), prec, packing=True)
+    assert set(lora.target_modules) == {"q_proj"}
+
+
+
+def test_liger_runs_only_where_it_can():
+    assert HF.kernels("auto", "cpu") is False  # Triton kernels: CUDA only
+    assert UNSLOTH.kernels("auto", "cuda:0") is False  # Unsloth brings its own kernels
+    assert HF.kernels("off", "cuda:0") is False
+    with pytest.raises(BackendError, match="config field train.liger: 'on' cannot run here: it needs a CUDA GPU"):
+        HF.kernels("on", "cpu")
+    with pytest.raises(BackendError, match="applies to the hf backend, not unsloth"):
+        UNSLOTH.kernels("on", "cuda:0")
+
+
+def test_unsloth_checkpointing_offloads_only_when_asked():
+    assert checkpointing_mode(True, offload=True) == "unsloth"  # layer inputs wait in CPU memory
+    assert checkpointing_mode(True, offload=False) is True  # kept on the GPU
+    assert checkpointing_mode(False, offload=True) is False
+
+
+
+def test_a_second_unsloth_import_does_not_warn_about_order(monkeypatch, capsys):
+    """`booktune run` imports Unsloth before preparing the books, and train_adapter asks again later, when
+    transformers is loaded: that later call must not claim transformers came first. (Unsloth itself cannot be
+    imported without a GPU, so an already-imported module stands in for it.)"""
+    import transformers  # noqa: F401  (loaded, as it is by then)
+
+    already = types.ModuleType("unsloth")
+    monkeypatch.setitem(sys.modules, "unsloth", already)
+    assert import_unsloth() is already
+    assert "imported before Unsloth" not in capsys.readouterr().out

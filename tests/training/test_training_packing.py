@@ -1,0 +1,141 @@
+"""Packing without cross-talk: a packed batch's loss equals the sum of its examples' losses, one by one (CPU)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from booktune.training import varlen
+from booktune.training.backends import HF, UNSLOTH
+from booktune.training.packing import (
+    IGNORE,
+    Batching,
+    BucketCollator,
+    PackedCollator,
+    bucket_lengths,
+    pack,
+    training_batches,
+)
+
+
+def random_rows(n: int, lo: int, hi: int, vocab: int, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        length = rng.randint(lo, hi)
+        ids = [rng.randrange(vocab) for _ in range(length)]
+        start = rng.randint(1, length - 2)  # a prompt, then a trained answer, as build_example makes them
+        rows.append({"id": f"r{i}", "input_ids": ids, "labels": [IGNORE] * start + ids[start:]})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=97, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    return LlamaForCausalLM(config).eval().double()
+
+
+def summed_loss(model, batch: dict) -> torch.Tensor:
+    """Sum of next-token NLL over labelled positions (labels shifted as transformers does)."""
+    # use_cache=False as in training: a cache turns transformers' packed-sequence detection off
+    logits = model(**{k: v for k, v in batch.items() if k != "labels"}, use_cache=False).logits
+    labels = batch["labels"][:, 1:]
+    return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                             ignore_index=IGNORE, reduction="sum")
+
+
+def one_by_one(model, rows: list[dict]) -> torch.Tensor:
+    total = torch.zeros((), dtype=torch.float64)
+    for r in rows:
+        total += summed_loss(model, {"input_ids": torch.tensor([r["input_ids"]]),
+                                     "labels": torch.tensor([r["labels"]])})
+    return total
+
+
+@pytest.mark.parametrize("attn,flatten", [("sdpa", False), ("eager", False), ("sdpa", True),
+                                          (varlen.NAME, True), (varlen.NAME, False)])
+def test_packed_loss_is_the_sum_of_example_losses(model, attn, flatten):
+    varlen.register()
+    model.set_attn_implementation(attn)
+    rows = random_rows(9, 8, 60, 97)
+    packed = pack(rows, max_len=128)
+    assert len(packed) < len(rows)  # several examples really share rows
+    batch = PackedCollator(pad_token_id=0, flatten=flatten)(packed)
+    with torch.no_grad():
+        got, want = summed_loss(model, batch), one_by_one(model, rows)
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+
+
+def test_packing_without_isolation_would_differ(model):
+    """The test above can fail: the same packed rows with a plain causal mask give a different loss."""
+    model.set_attn_implementation("sdpa")
+    rows = random_rows(9, 8, 60, 97)
+    batch = PackedCollator(pad_token_id=0, flatten=False)(pack(rows, max_len=128))
+    batch["attention_mask"] = torch.ones_like(batch["input_ids"])  # a mask turns packed-sequence detection off
+    with torch.no_grad():
+        assert abs(summed_loss(model, batch) - one_by_one(model, rows)) > 1e-3
+
+
+def test_varlen_gradients_match_per_example(model):
+    varlen.register()
+    rows = random_rows(5, 8, 40, 97, seed=3)
+    grads = {}
+    for attn in ("eager", varlen.NAME):
+        model.set_attn_implementation(attn)
+        model.zero_grad()
+        loss = summed_loss(model, PackedCollator(0, flatten=True)(pack(rows, 96)))
+        loss.backward()
+        grads[attn] = torch.cat([p.grad.flatten() for p in model.parameters()])
+    model.zero_grad()
+    model.set_attn_implementation("eager")
+    one_by_one(model, rows).backward()
+    reference = torch.cat([p.grad.flatten() for p in model.parameters()])
+    # eager is exact to float64 rounding; PyTorch's CPU SDPA kernel rounds a little more (about 1e-8 relative)
+    assert (grads["eager"] - reference).norm() / reference.norm() < 1e-12
+    assert (grads[varlen.NAME] - reference).norm() / reference.norm() < 1e-6
+
+
+def test_pack_keeps_every_token_and_respects_the_limit():
+    rows = random_rows(200, 5, 300, 97, seed=1)
+    packed = pack(rows, max_len=512)
+    assert all(len(p["input_ids"]) <= 512 for p in packed)
+    assert sorted(len(r["input_ids"]) for r in rows) == sorted(n for p in packed for n in p["seq_lengths"])
+    trained = sum(sum(x != IGNORE for x in r["labels"][1:]) for r in rows)
+    assert trained == sum(sum(x != IGNORE for x in p["labels"]) for p in packed)
+    total = sum(len(r["input_ids"]) for r in rows)
+    assert len(packed) <= -(-total // 512) + 2  # best-fit-decreasing wastes almost nothing here
+
+
+def test_pack_rejects_an_overlong_example():
+    with pytest.raises(ValueError, match="r0 has 30 tokens"):
+        pack([{"id": "r0", "input_ids": [1] * 30, "labels": [1] * 30}], max_len=20)
+
+
+def test_bucketed_batches_pad_to_a_few_lengths():
+    assert bucket_lengths(2048) == [512, 1024, 1536, 2048]
+    collate = BucketCollator(pad_token_id=0, buckets=bucket_lengths(2048))
+    widths = {collate(random_rows(4, lo, lo + 40, 97, seed=lo))["input_ids"].shape[1] for lo in range(50, 2000, 97)}
+    assert widths <= {512, 1024, 1536, 2048}
+    batch = collate(random_rows(3, 10, 20, 97))
+    assert batch["input_ids"].shape[1] == 512 and batch["attention_mask"].sum() == sum(
+        len(r["input_ids"]) for r in random_rows(3, 10, 20, 97))
+
+
+def test_backends_fall_back_to_buckets_where_isolation_is_missing(model):
+    model.set_attn_implementation("sdpa")
+    assert HF.batching(model, True) == Batching("packed", False, "sdpa block-diagonal mask")
+    assert HF.batching(model, False).mode == "bucketed"
+    assert UNSLOTH.batching(model, True) == Batching("packed", True, "Unsloth packed attention")
+    model.config.model_type = "gpt_oss"
+    try:
+        assert UNSLOTH.batching(model, True).mode == "bucketed"
+    finally:
+        model.config.model_type = "llama"
+    rows, collate = training_batches(random_rows(6, 10, 30, 97), HF.batching(model, True), max_len=64,
+                                     pad_token_id=0)
+    assert isinstance(collate, PackedCollator) and sum(len(r["seq_lengths"]) for r in rows) == 6
