@@ -14,8 +14,10 @@ Runs:
   booktune-hf  booktune with --backend hf: PEFT + bitsandbytes, packed rows through booktune's varlen attention
   booktune-hf-liger     the same with Liger's kernels (booktune's --liger auto when liger-kernel is installed)
   booktune-kept         booktune's default with --no-offload-activations: Unsloth keeps its checkpoints on the GPU
-  booktune-varlen       booktune's default with Unsloth's packed attention held to its varlen flash call (Unsloth
+  booktune-varlen       booktune's default with Unsloth's packed attention held to its varlen call (Unsloth
                         otherwise chooses per row between that and one SDPA call per run of equal-length segments)
+  booktune-segments     booktune's default without the varlen kernel booktune lends Unsloth on torch < 2.12
+                        (Unsloth's own path there: one SDPA call per run of equal-length segments)
   unsloth-concat        Unsloth on rows concatenated to max_seq_length with NO isolation (every token attends across
                         examples): the speed anchor isolated packing is measured against
 Numbers: non-padding tokens/s over the timed steps, seconds/step, peak allocated/reserved over the timed steps
@@ -68,11 +70,13 @@ class Counting:
     """Wraps a collator and records the non-padding tokens of every batch, in order."""
 
     def __init__(self, collate):
-        self.collate, self.tokens = collate, []
+        self.collate, self.tokens, self.widths = collate, [], []
 
     def __call__(self, rows):
         self.tokens.append(sum(len(r["input_ids"]) for r in rows))
-        return self.collate(rows)
+        batch = self.collate(rows)
+        self.widths.append(list(batch["input_ids"].shape))
+        return batch
 
 
 def meter_callback(spec: dict, counter: Counting):
@@ -231,6 +235,14 @@ def run_booktune(spec: dict, backend: str, liger: bool = False, device: str = "c
     return setup.trainer, counter, time.perf_counter() - started, "; ".join(setup_lines(setup))
 
 
+def run_booktune_segments(spec: dict) -> tuple:
+    from unsloth.utils import attention_dispatch
+
+    trainer, counter, load_s, batches = run_booktune(spec, "auto")
+    attention_dispatch._TORCH_VARLEN_ATTN = None  # undo lend_varlen_kernel: Unsloth's own choice on this torch
+    return trainer, counter, load_s, batches + "; Unsloth's attention without booktune's varlen kernel"
+
+
 def child(spec: dict) -> dict:
     import torch
 
@@ -239,6 +251,7 @@ def child(spec: dict) -> dict:
               "booktune-hf-liger": lambda s: run_booktune(s, "hf", liger=True),
               "booktune-kept": lambda s: run_booktune(s, "auto", offload=False),
               "booktune-varlen": run_booktune_varlen,
+              "booktune-segments": run_booktune_segments,
               "unsloth-concat": run_unsloth_concat}[spec["run"]]
     trainer, counter, load_s, batches = runner(spec)
     load_peak = torch.cuda.max_memory_allocated() / GIB
@@ -254,7 +267,9 @@ def child(spec: dict) -> dict:
             "seq": spec["seq"], "lora_r": spec["lora_r"], "trainable": trainable,
             "tokens_per_s": round(tok_s), "s_per_step": round(elapsed / spec["steps"], 3),
             "tokens_per_step": round(tokens / spec["steps"]),
-            "step_s": steps,
+            "step_s": steps, "step_tokens": counter.tokens[spec["warmup"]:spec["warmup"] + spec["steps"]],
+            "step_widths": counter.widths[spec["warmup"]:spec["warmup"] + spec["steps"]],
+            "dynamo": {k: dict(v) for k, v in dynamo_counters().items() if k in ("stats", "recompiles")},
             # The first process of a call compiles (Unsloth's block regions, Triton autotuning) into the disk caches
             # that later ones reuse, and it can spill into its first timed steps: the median step is the steady rate.
             "tokens_per_s_median_step": round(tokens / spec["steps"] / sorted(steps)[len(steps) // 2]),
@@ -264,6 +279,14 @@ def child(spec: dict) -> dict:
             "first_step_s": round(meter.first_step or 0, 1),
             "losses": [round(e["loss"], 4) for e in trainer.state.log_history if "loss" in e][:3],
             "mfu": round(6 * spec["active_params"] * tok_s / (spec["peak_tflops"] * 1e12), 3)}
+
+
+def dynamo_counters() -> dict:
+    try:
+        from torch._dynamo.utils import counters
+    except ImportError:
+        return {}
+    return counters
 
 
 def run_child(spec: dict, timeout: int) -> dict:

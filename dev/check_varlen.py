@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import torch  # noqa: E402
 
-from booktune.training.varlen import _FlashVarlen, segment_sdpa  # noqa: E402
+from booktune.training.varlen import flash_varlen_attn, segment_sdpa  # noqa: E402
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -30,7 +30,8 @@ def check(lengths: list[int], hq: int, hkv: int, dim: int, window: int) -> float
     for name, dtype in (("flash", torch.bfloat16), ("ref", torch.float32)):
         xs = [x.detach().to(dtype).requires_grad_() for x in (q, k, v)]
         if name == "flash":
-            out = _FlashVarlen.apply(*xs, cu, max(lengths), dim ** -0.5, window)
+            out = flash_varlen_attn(*xs, cu, cu, max(lengths), max(lengths), scale=dim ** -0.5,
+                                    window_size=(window, 0) if window >= 0 else (-1, 0))
         else:
             out = segment_sdpa(*xs, cu, dim ** -0.5, window)
         out.backward(grad.to(dtype))

@@ -112,3 +112,33 @@ def test_a_second_unsloth_import_does_not_warn_about_order(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "unsloth", already)
     assert import_unsloth() is already
     assert "imported before Unsloth" not in capsys.readouterr().out
+
+
+def stand_in_dispatch(monkeypatch, own_kernel):
+    """Unsloth's attention_dispatch module as the lending code reads it (Unsloth itself cannot load without a GPU)."""
+    dispatch = types.SimpleNamespace(_TORCH_VARLEN_ATTN=own_kernel, _LEAN_VARLEN=own_kernel is not None)
+    utils = types.SimpleNamespace(attention_dispatch=dispatch)
+    monkeypatch.setitem(sys.modules, "unsloth", types.SimpleNamespace(utils=utils))
+    monkeypatch.setitem(sys.modules, "unsloth.utils", utils)
+    monkeypatch.setitem(sys.modules, "unsloth.utils.attention_dispatch", dispatch)
+    return dispatch
+
+
+def test_varlen_kernel_is_lent_only_where_unsloth_has_none_and_flash_runs(monkeypatch):
+    from booktune.training.backends.unsloth import lend_varlen_kernel
+    from booktune.training.varlen import flash_varlen_attn
+
+    monkeypatch.setattr(torch.backends.cuda, "is_flash_attention_available", lambda: True)
+    dispatch = stand_in_dispatch(monkeypatch, None)  # torch < 2.12: Unsloth runs SDPA per segment
+    assert lend_varlen_kernel() is True
+    assert dispatch._TORCH_VARLEN_ATTN is flash_varlen_attn and dispatch._LEAN_VARLEN is False
+
+    def torchs_own(*args, **kwargs):
+        raise AssertionError("not called here")
+
+    dispatch = stand_in_dispatch(monkeypatch, torchs_own)  # torch >= 2.12: Unsloth's own choice stands
+    assert lend_varlen_kernel() is False and dispatch._TORCH_VARLEN_ATTN is torchs_own
+
+    monkeypatch.setattr(torch.backends.cuda, "is_flash_attention_available", lambda: False)
+    dispatch = stand_in_dispatch(monkeypatch, None)  # a build without the flash kernel keeps the segment path
+    assert lend_varlen_kernel() is False and dispatch._TORCH_VARLEN_ATTN is None

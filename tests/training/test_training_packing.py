@@ -139,3 +139,16 @@ def test_backends_fall_back_to_buckets_where_isolation_is_missing(model):
     rows, collate = training_batches(random_rows(6, 10, 30, 97), HF.batching(model, True), max_len=64,
                                      pad_token_id=0)
     assert isinstance(collate, PackedCollator) and sum(len(r["seq_lengths"]) for r in rows) == 6
+
+
+def test_the_lent_varlen_kernel_takes_torchs_varlen_call():
+    """Unsloth calls its varlen kernel as torch.nn.attention.varlen.varlen_attn; booktune's stand-in
+    (training/backends/unsloth.py lends it) takes that call's arguments, in the same places."""
+    import inspect
+
+    torch_varlen = pytest.importorskip("torch.nn.attention.varlen")
+    theirs = inspect.signature(torch_varlen.varlen_attn).parameters
+    ours = inspect.signature(varlen.flash_varlen_attn).parameters
+    assert list(ours) == ["query", "key", "value", "cu_seq_q", "cu_seq_k", "max_q", "max_k", "scale", "window_size",
+                          "enable_gqa"]
+    assert all(ours[n].kind == theirs[n].kind and ours[n].default == theirs[n].default for n in ours)

@@ -39,25 +39,38 @@ def seq_bounds(position_ids: torch.Tensor | None, batch: int, seq: int,
 
 
 class _FlashVarlen(torch.autograd.Function):
-    """FlashAttention 2 varlen, causal, through PyTorch's own ops. q: [T, Hq, D]; k, v: [T, Hkv, D]."""
+    """FlashAttention 2 varlen through PyTorch's own ops. q: [T, Hq, D]; k, v: [T, Hkv, D]; Hq a multiple of Hkv.
+    `window` is (left, right) as FlashAttention takes it, -1 for unbounded."""
 
     @staticmethod
-    def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: torch.Tensor, max_len: int,
-                scale: float, window: int) -> torch.Tensor:
+    def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor, cu_k: torch.Tensor,
+                max_q: int, max_k: int, scale: float, causal: bool, window: tuple[int, int]) -> torch.Tensor:
         out, lse, rng, unused, _ = torch.ops.aten._flash_attention_forward(
-            q, k, v, cu, cu, max_len, max_len, 0.0, True, False, scale=scale,
-            window_size_left=window, window_size_right=0 if window >= 0 else -1)
-        ctx.save_for_backward(q, k, v, cu, out, lse, rng, unused)
-        ctx.max_len, ctx.scale, ctx.window = max_len, scale, window
+            q, k, v, cu_q, cu_k, max_q, max_k, 0.0, causal, False, scale=scale,
+            window_size_left=window[0], window_size_right=window[1])
+        ctx.save_for_backward(q, k, v, cu_q, cu_k, out, lse, rng, unused)
+        ctx.args = (max_q, max_k, scale, causal, window)
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple:
-        q, k, v, cu, out, lse, rng, unused = ctx.saved_tensors
+        q, k, v, cu_q, cu_k, out, lse, rng, unused = ctx.saved_tensors
+        max_q, max_k, scale, causal, window = ctx.args
         dq, dk, dv = torch.ops.aten._flash_attention_backward(
-            grad.contiguous(), q, k, v, out, lse, cu, cu, ctx.max_len, ctx.max_len, 0.0, True, rng, unused,
-            scale=ctx.scale, window_size_left=ctx.window, window_size_right=0 if ctx.window >= 0 else -1)
-        return dq, dk, dv, None, None, None, None
+            grad.contiguous(), q, k, v, out, lse, cu_q, cu_k, max_q, max_k, 0.0, causal, rng, unused,
+            scale=scale, window_size_left=window[0], window_size_right=window[1])
+        return dq, dk, dv, None, None, None, None, None, None, None
+
+
+def flash_varlen_attn(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, cu_seq_q: torch.Tensor,
+                      cu_seq_k: torch.Tensor, max_q: int, max_k: int, *, scale: float | None = None,
+                      window_size: tuple[int, int] = (-1, -1), enable_gqa: bool = False) -> torch.Tensor:
+    """`torch.nn.attention.varlen.varlen_attn` (torch >= 2.12) on torch 2.6+: [T, H, D] in and out; causal when
+    window_size is (-1, 0), a sliding window when it is (w, 0). GQA needs nothing more: the kernel takes Hkv < Hq."""
+    scale = scale if scale is not None else query.shape[-1] ** -0.5
+    causal = tuple(window_size) == (-1, 0)
+    return _FlashVarlen.apply(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, scale, causal,
+                              tuple(window_size))
 
 
 def segment_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: torch.Tensor, scale: float,
@@ -97,7 +110,8 @@ def varlen_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
     cu, max_len = seq_bounds(kwargs.get("position_ids"), batch, seq, query.device)
     q, k, v = (x.transpose(1, 2).reshape(batch * seq, x.shape[1], dim) for x in (query, key, value))
     if flash_ok(q):
-        out = _FlashVarlen.apply(q, k, v, cu, max_len, scale, window)
+        out = flash_varlen_attn(q, k, v, cu, cu, max_len, max_len, scale=scale,
+                                window_size=(window, 0) if window >= 0 else (-1, 0))
     else:
         out = segment_sdpa(q, k, v, cu, scale, window)
     return out.view(batch, seq, heads, dim), None

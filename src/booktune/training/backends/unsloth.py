@@ -42,6 +42,7 @@ class UnslothBackend(Backend):
 
     def activate(self) -> None:
         import_unsloth()
+        lend_varlen_kernel()
 
     def load_base(self, spec: str, prec: Any, *, max_seq_length: int, trust_remote_code: bool) -> Any:
         from unsloth import FastLanguageModel
@@ -95,6 +96,30 @@ def import_unsloth() -> Any:
 
         console.print(f"[yellow]note: {', '.join(late)} imported before Unsloth; some of its speed-ups may not apply")
     return unsloth
+
+
+def lend_varlen_kernel() -> bool:
+    """Give Unsloth's packed attention one variable-length flash call per layer where torch is older than 2.12.
+
+    Unsloth attends over a packed row with `torch.nn.attention.varlen.varlen_attn`, which it takes only from torch
+    2.12 on (it needs `enable_gqa`); before that it calls SDPA once per run of equal-length examples, and cuDNN builds
+    a new graph for every new length, so steps with unseen lengths stall. booktune's own varlen function runs the
+    same flash kernel with the same signature on older torch (docs/benchmarks.md measures the difference). True when
+    lent; Unsloth's own choice stands wherever it has one."""
+    try:
+        from unsloth.utils import attention_dispatch as dispatch
+    except ImportError:  # another Unsloth layout: it keeps its own attention
+        return False
+    import torch
+
+    has_own = getattr(dispatch, "_TORCH_VARLEN_ATTN", False) is not None
+    if has_own or not torch.backends.cuda.is_flash_attention_available():
+        return False
+    from booktune.training.varlen import flash_varlen_attn
+
+    dispatch._TORCH_VARLEN_ATTN = flash_varlen_attn
+    dispatch._LEAN_VARLEN = False  # its lean path needs torch's varlen module; this function is lean already
+    return True
 
 
 def checkpointing_mode(gradient_checkpointing: bool, offload: bool = True) -> str | bool:
