@@ -24,8 +24,8 @@ def pick_records(records: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
     """`n` records spread evenly across the split (every book gets its share)."""
     if n <= 0 or not records:
         return []
-    step = max(1, len(records) // n)
-    return records[::step][:n]
+    n = min(n, len(records))
+    return [records[i * len(records) // n] for i in range(n)]
 
 
 def paired_replies(peft_model: Any, tokenizer: Any, records: list[dict[str, Any]], *, max_new_tokens: int,
