@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -15,6 +17,8 @@ from rich.progress import (
 
 # soft_wrap: a path or command line is never broken across lines, so it can be copied from a terminal or a log.
 console = Console(highlight=False, soft_wrap=True)
+# bitsandbytes speaks on import on CPUs without its optional kernels; set before any stage imports it
+logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 
 def progress_bar(transient: bool = False) -> Progress:
@@ -35,11 +39,9 @@ def progress_bar(transient: bool = False) -> Progress:
 
 def quiet_libraries() -> None:
     """Silence library chatter that booktune reports better itself (its own bars and summaries)."""
-    import logging
     import os
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # "no CPU 4-bit kernel" notes on CPU-only machines
     try:
         from transformers.utils import logging as hf_logging
 

@@ -111,6 +111,26 @@ def test_pack_keeps_every_token_and_respects_the_limit():
     assert len(packed) <= -(-total // 512) + 2  # best-fit-decreasing wastes almost nothing here
 
 
+def test_a_flattened_step_is_packed_as_one_full_row():
+    """Where a step's rows are flattened into one (Unsloth, varlen), the whole step is one bin of batch x max_len
+    tokens: fuller than `batch` separate rows, and each example still whole and no longer than max_len."""
+    rows = random_rows(400, 550, 1100, 97, seed=2)  # the lengths of the throughput benchmark's examples
+    flat, rows_mode = Batching("packed", True, "varlen"), Batching("packed", False, "sdpa")
+    steps, collate = training_batches(rows, flat, max_len=2048, pad_token_id=0, batch_size=4)
+    separate, _ = training_batches(rows, rows_mode, max_len=2048, pad_token_id=0, batch_size=4)
+    assert flat.rows_per_step(4) == 1 and rows_mode.rows_per_step(4) == 4
+    assert all(len(s["input_ids"]) <= 4 * 2048 and max(s["seq_lengths"]) <= 1100 for s in steps)
+    assert all(len(r["input_ids"]) <= 2048 for r in separate)
+    total = sum(len(r["input_ids"]) for r in rows)
+    assert sum(len(s["input_ids"]) for s in steps) == total
+    full = sorted(len(s["input_ids"]) for s in steps)[1:]  # every step but the emptiest
+    fill_steps = sum(full) / (len(full) * 4 * 2048)
+    fill_rows = total / (-(-len(separate) // 4) * 4 * 2048)
+    assert fill_steps > 0.97 and fill_steps > fill_rows + 0.05  # about 0.98 against 0.90
+    batch = collate(steps[:1])
+    assert batch["input_ids"].shape == (1, len(steps[0]["input_ids"]))
+
+
 def test_pack_rejects_an_overlong_example():
     with pytest.raises(ValueError, match="r0 has 30 tokens"):
         pack([{"id": "r0", "input_ids": [1] * 30, "labels": [1] * 30}], max_len=20)

@@ -28,7 +28,8 @@ def print_summary(samples: list[Any], before: dict[str, Any], after: dict[str, A
     for i, s in enumerate(samples, 1):
         body = (f"[dim]…{escape(s.lead_in[-300:])}[/]\n\n[bold]base:[/] {escape(s.base)}\n\n"
                 f"[bold]tuned:[/] {escape(s.tuned)}\n\n[bold]author:[/] {escape(s.reference[:600])}…")
-        console.print(Panel(body, title=escape(f"sample {i}: {s.id}"), expand=False))
+        # soft_wrap off for the panel alone: under the console-wide soft wrap its lines would be cut at the border
+        console.print(Panel(body, title=escape(f"sample {i}: {s.id}"), expand=False), soft_wrap=False)
     table = Table(title="booktune run", show_header=False)
     table.add_column(style="bold")
     table.add_column()

@@ -9,7 +9,9 @@ restarting position ids, when no attention mask is passed, as packed-sequence bo
 - SDPA, eager and flex attention get a block-diagonal mask: rows stay rows, padded at the end, the padding
   forming its own segment with no labels;
 - Unsloth infers the same boundaries from a flattened row (batch 1, no mask).
-Which of these a model gets is its backend's choice (`Backend.batching`).
+Which of these a model gets is its backend's choice (`Backend.batching`). Where a step's rows are flattened into one
+anyway, the step is packed as one bin of `batch_size x max_seq_length` tokens, which whole examples fill fuller than
+`batch_size` separate rows of `max_seq_length` (tests/training/test_training_packing.py, docs/benchmarks.md).
 
 Fallback. Where isolation is not available (Unsloth's GPT-OSS and Gemma 2 paths, other attention kernels),
 examples are sorted by length into batches and padded to the next of a few fixed lengths. Few lengths matter on
@@ -27,8 +29,10 @@ FLASH = ("flash_attention_2", "flash_attention_3", "booktune_varlen")
 MASKED = ("sdpa", "eager", "flex_attention")
 
 
-def pack(rows: list[dict[str, Any]], max_len: int) -> list[dict[str, Any]]:
-    """Best-fit-decreasing packing of {'input_ids', 'labels'} rows into rows with 'seq_lengths'."""
+def pack(rows: list[dict[str, Any]], max_len: int, bin_len: int = 0) -> list[dict[str, Any]]:
+    """Best-fit-decreasing packing of {'input_ids', 'labels'} rows of at most `max_len` tokens into rows of at most
+    `bin_len` tokens (`max_len` when 0), with 'seq_lengths'."""
+    bin_len = max(bin_len, max_len)
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i]["input_ids"]))
     bins: list[list[int]] = []
     free: list[tuple[int, int]] = []  # (room left, bin index), sorted
@@ -43,7 +47,7 @@ def pack(rows: list[dict[str, Any]], max_len: int) -> list[dict[str, Any]]:
             bisect.insort(free, (room - n, b))
         else:
             bins.append([i])
-            bisect.insort(free, (max_len - n, len(bins) - 1))
+            bisect.insort(free, (bin_len - n, len(bins) - 1))
     return [_join([rows[i] for i in members]) for members in bins]
 
 
@@ -117,16 +121,22 @@ class Batching:
     flatten: bool
     why: str
 
+    def rows_per_step(self, batch_size: int) -> int:
+        """Dataset rows the loader takes per step: flattened packed steps are one row of the whole step's tokens."""
+        return 1 if self.mode == "packed" and self.flatten else batch_size
+
     @property
     def sampling(self) -> str:
         """The Trainer's train_sampling_strategy: bucketed rows are grouped by length so padding stays small."""
         return "group_by_length" if self.mode == "bucketed" else "random"
 
 
-def training_batches(rows: list[dict[str, Any]], batching: Batching, *, max_len: int,
-                     pad_token_id: int) -> tuple[list[dict[str, Any]], Any]:
-    """(dataset rows, collator) for `batching`."""
+def training_batches(rows: list[dict[str, Any]], batching: Batching, *, max_len: int, pad_token_id: int,
+                     batch_size: int = 1) -> tuple[list[dict[str, Any]], Any]:
+    """(dataset rows, collator) for `batching`. Flattened packed batches come as one row per step of up to
+    `batch_size x max_len` tokens (`Batching.rows_per_step`: the loader takes one)."""
     clean = [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows]
     if batching.mode == "packed":
-        return pack(clean, max_len), PackedCollator(pad_token_id, flatten=batching.flatten)
+        bin_len = max_len * batch_size if batching.flatten else max_len
+        return pack(clean, max_len, bin_len), PackedCollator(pad_token_id, flatten=batching.flatten)
     return clean, BucketCollator(pad_token_id, bucket_lengths(max_len))

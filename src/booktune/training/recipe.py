@@ -89,6 +89,7 @@ def train_adapter(data_dir: str | Path, run: OutputDir, config: Config, *, resum
     # 0. The backend first: Unsloth patches transformers, TRL and PEFT when imported.
     backend, backend_note = resolve(config.train.backend, pick_device(config.train.device),
                                     early_strategy(config.train.distributed))
+    quiet_libraries()  # before the imports below, some of which speak on import (bitsandbytes on a CPU)
     check_trackers(config.train.report_to)
     # The learning rate by the model's size unless set, resolved once here: the run file records the value used.
     t, rate_why = with_learning_rate(config.train)
@@ -101,7 +102,6 @@ def train_adapter(data_dir: str | Path, run: OutputDir, config: Config, *, resum
     from booktune.runfolder import RUN_FILE, run_metadata
     from booktune.training.callbacks import DescribeCheckpoint, NoClosingEval, StopOnNonFinite
 
-    quiet_libraries()
     silence_other_ranks()  # under torchrun / accelerate launch only rank 0 prints and writes
     run_dir = run.path
     set_seed(t.seed)
@@ -184,13 +184,14 @@ def build_trainer(t: TrainConfig, run_dir: Path, rows: list[dict[str, Any]], hel
     # Batches: packed rows, each example attending only to itself, or padded to a few lengths (packing.py).
     batching = backend.batching(model, t.packing)
     train_data, collator = training_batches(rows, batching, max_len=t.max_seq_length,
-                                            pad_token_id=tokenizer.pad_token_id)
+                                            pad_token_id=tokenizer.pad_token_id, batch_size=t.batch_size)
     eval_data = training_batches(held, batching, max_len=t.max_seq_length, pad_token_id=tokenizer.pad_token_id)[0]
 
     # The loop's settings: TRL's SFTTrainer on pre-tokenized rows (its own preparation is skipped: our labels stand).
     args = sft_args(run_dir, prec, t, grad_accum=scale.grad_accum, eval_steps=t.eval_steps if eval_data else 0,
                     extra=scale.trainer_args(prec.gradient_checkpointing)
-                    | {"train_sampling_strategy": batching.sampling, "use_liger_kernel": kernels})
+                    | {"train_sampling_strategy": batching.sampling, "use_liger_kernel": kernels,
+                       "per_device_train_batch_size": batching.rows_per_step(t.batch_size)})
     trainer = sft_trainer_class()(
         model=model, args=args, train_dataset=Dataset.from_list(train_data),
         eval_dataset=Dataset.from_list(eval_data) if eval_data else None,  # scored every eval_steps
@@ -285,7 +286,7 @@ def sft_args(run_dir: Path, prec: Precision, t: TrainConfig, *, grad_accum: int,
         learning_rate=t.learning_rate,
         warmup_steps=t.warmup_ratio,  # transformers 5: a float below 1 is a share of the steps
         lr_scheduler_type="cosine",
-        per_device_train_batch_size=t.batch_size,
+        per_device_train_batch_size=extra.pop("per_device_train_batch_size", t.batch_size),
         gradient_accumulation_steps=grad_accum,
         gradient_checkpointing=prec.gradient_checkpointing,
         bf16=str(prec.dtype) == "torch.bfloat16",
