@@ -153,7 +153,8 @@ def run_plain(spec: dict) -> tuple:
     return trainer, counter, time.perf_counter() - started, "padded"
 
 
-def run_unsloth(spec: dict) -> tuple:
+def unsloth_trainer(spec: dict, concat: bool) -> tuple:
+    """Unsloth as its notebooks set it up: padded batches of the rows, or the rows concatenated (no isolation)."""
     import unsloth  # noqa: F401  (first: it patches transformers, TRL and PEFT)
     from datasets import Dataset
     from trl import SFTTrainer
@@ -167,10 +168,13 @@ def run_unsloth(spec: dict) -> tuple:
                                              bias="none", target_modules=targets(spec),
                                              use_gradient_checkpointing="unsloth", random_state=3407)
     counter = Counting(DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id or 0))
+    rows = rows_for(spec, model.config.vocab_size)
+    rows = concatenated(rows, spec["seq"]) if concat else rows
     trainer = SFTTrainer(model=model, processing_class=tok, data_collator=counter,
-                         train_dataset=Dataset.from_list(rows_for(spec, model.config.vocab_size)),
+                         train_dataset=Dataset.from_list(rows),
                          args=sft_config(spec, optim="adamw_8bit", padding_free=False))
-    return trainer, counter, time.perf_counter() - started, "padded"
+    return trainer, counter, time.perf_counter() - started, (
+        "unsloth: rows concatenated, no isolation" if concat else "padded")
 
 
 def concatenated(rows: list[dict], seq: int) -> list[dict]:
@@ -178,27 +182,6 @@ def concatenated(rows: list[dict], seq: int) -> list[dict]:
     ids = [t for r in rows for t in r["input_ids"]]
     labels = [t for r in rows for t in r["labels"]]
     return [{"input_ids": ids[i:i + seq], "labels": labels[i:i + seq]} for i in range(0, len(ids) - seq + 1, seq)]
-
-
-def run_unsloth_concat(spec: dict) -> tuple:
-    import unsloth  # noqa: F401  (first: it patches transformers, TRL and PEFT)
-    from datasets import Dataset
-    from trl import SFTTrainer
-    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
-    from unsloth import FastLanguageModel
-
-    started = time.perf_counter()
-    model, tok = FastLanguageModel.from_pretrained(model_name=spec["model_dir"], max_seq_length=spec["seq"],
-                                                   load_in_4bit=True, dtype=None, local_files_only=True)
-    model = FastLanguageModel.get_peft_model(model, r=spec["lora_r"], lora_alpha=2 * spec["lora_r"], lora_dropout=0,
-                                             bias="none", target_modules=targets(spec),
-                                             use_gradient_checkpointing="unsloth", random_state=3407)
-    counter = Counting(DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id or 0))
-    rows = concatenated(rows_for(spec, model.config.vocab_size), spec["seq"])
-    trainer = SFTTrainer(model=model, processing_class=tok, data_collator=counter,
-                         train_dataset=Dataset.from_list(rows), args=sft_config(spec, optim="adamw_8bit",
-                                                                                padding_free=False))
-    return trainer, counter, time.perf_counter() - started, "unsloth: rows concatenated, no isolation"
 
 
 def run_booktune_varlen(spec: dict) -> tuple:
@@ -246,13 +229,14 @@ def run_booktune_segments(spec: dict) -> tuple:
 def child(spec: dict) -> dict:
     import torch
 
-    runner = {"plain": run_plain, "unsloth": run_unsloth, "booktune": lambda s: run_booktune(s, "auto"),
+    runner = {"plain": run_plain, "unsloth": lambda s: unsloth_trainer(s, concat=False),
+              "booktune": lambda s: run_booktune(s, "auto"),
               "booktune-hf": lambda s: run_booktune(s, "hf"),
               "booktune-hf-liger": lambda s: run_booktune(s, "hf", liger=True),
               "booktune-kept": lambda s: run_booktune(s, "auto", offload=False),
               "booktune-varlen": run_booktune_varlen,
               "booktune-segments": run_booktune_segments,
-              "unsloth-concat": run_unsloth_concat}[spec["run"]]
+              "unsloth-concat": lambda s: unsloth_trainer(s, concat=True)}[spec["run"]]
     trainer, counter, load_s, batches = runner(spec)
     load_peak = torch.cuda.max_memory_allocated() / GIB
     meter = meter_callback(spec, counter)
