@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -19,6 +20,12 @@ from rich.progress import (
 console = Console(highlight=False, soft_wrap=True)
 # bitsandbytes speaks on import on CPUs without its optional kernels; set before any stage imports it
 logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+
+
+def show(box: Any) -> None:
+    """Print a table or panel: a box lays out its own lines (wrapped cells, a centred title), which the console's soft
+    wrap would otherwise cut at the border or leave flush left."""
+    console.print(box, soft_wrap=False)
 
 
 def progress_bar(transient: bool = False) -> Progress:

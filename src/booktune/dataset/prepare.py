@@ -11,7 +11,7 @@ from typing import Any
 from rich.markup import escape
 
 from booktune.config import PrepareConfig
-from booktune.console import console
+from booktune.console import console, show
 from booktune.dataset.build import DATA_LAYOUT, BookRows, book_rows, book_slug, is_named, write_dataset, write_texts
 from booktune.dataset.format import check_prompt_templates
 from booktune.dataset.questions import Context
@@ -64,7 +64,7 @@ def prepare_data(inputs: Sequence[str | Path], out: str | Path, p: PrepareConfig
     if questions is not None:
         stats["questions"] = questions
     folder.write_json("stats.json", stats)
-    console.print(stats_table(stats))
+    show(stats_table(stats))
     report_skipped(skipped, [(str(b.path), w) for b in kept for w in b.warnings])
     return PrepareResult(folder.path, stats, skipped)
 

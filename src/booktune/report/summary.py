@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from booktune.console import console
+from booktune.console import show
 
 
 def run_files(data_dir: Path, run_dir: Path) -> dict[str, str]:
@@ -28,8 +28,7 @@ def print_summary(samples: list[Any], before: dict[str, Any], after: dict[str, A
     for i, s in enumerate(samples, 1):
         body = (f"[dim]…{escape(s.lead_in[-300:])}[/]\n\n[bold]base:[/] {escape(s.base)}\n\n"
                 f"[bold]tuned:[/] {escape(s.tuned)}\n\n[bold]author:[/] {escape(s.reference[:600])}…")
-        # soft_wrap off for the panel alone: under the console-wide soft wrap its lines would be cut at the border
-        console.print(Panel(body, title=escape(f"sample {i}: {s.id}"), expand=False), soft_wrap=False)
+        show(Panel(body, title=escape(f"sample {i}: {s.id}"), expand=False))
     table = Table(title="booktune run", show_header=False)
     table.add_column(style="bold")
     table.add_column()
@@ -42,6 +41,8 @@ def print_summary(samples: list[Any], before: dict[str, Any], after: dict[str, A
     if b and a:
         table.add_row("held-out answer loss", f"{b['loss']:.4f} -> {a['loss']:.4f} "
                                               f"({100 * (a['loss'] / b['loss'] - 1):+.1f}%)")
+        table.add_row("answer perplexity", f"{b['perplexity']:.2f} -> {a['perplexity']:.2f} "
+                                           f"({100 * (a['perplexity'] / b['perplexity'] - 1):+.1f}%)")
     if answers:
         from booktune.evaluation.heldout import answer_lines
 
@@ -50,4 +51,4 @@ def print_summary(samples: list[Any], before: dict[str, Any], after: dict[str, A
     for name, path in files.items():
         table.add_row(escape(name), escape(path))
     table.add_row("time", f"{seconds / 60:.1f} min")
-    console.print(table)
+    show(table)
