@@ -99,10 +99,12 @@ def test_plan_command_reads_only_the_config(tmp_path):
 
 # Peaks measured on an H100 (docs/benchmarks.md "Memory plan"): (shape, backend, batch, lora_r, expert LoRA, GiB).
 # The two Llama rows fitted LAYER_WORK / MLP_WORK; the GPT-OSS rows (shared/notes/gpt-oss.md §6) did not.
-# The last row is Unsloth with its checkpoints kept on the GPU (offload_activations off, measured on an H200).
+# Then Unsloth with its checkpoints kept on the GPU (offload_activations off, measured on an H200), and the 8B rows
+# again on an H200 with each step packed as one full row and Unsloth on booktune's varlen kernel.
 MEASURED = [("8b", "unsloth", 4, 16, True, 7.41), ("8b", "hf", 4, 16, True, 9.37), ("1b", "unsloth", 4, 16, True, 1.95),
             ("gpt_oss", "unsloth", 1, 8, True, 13.9), ("gpt_oss", "unsloth", 1, 8, False, 13.0),
-            ("8b", "unsloth-kept", 4, 16, True, 9.05)]
+            ("8b", "unsloth-kept", 4, 16, True, 9.05), ("8b", "unsloth", 4, 16, True, 7.36),
+            ("8b", "hf", 4, 16, True, 9.45)]
 
 
 @pytest.mark.parametrize("kind,backend,batch,r,experts,gib", MEASURED)
