@@ -85,6 +85,7 @@ def test_a_tracker_that_is_not_installed_is_named_before_training():
 @pytest.mark.parametrize("values, needle", [
     ({"tasks": "continue,summarise"}, "unknown name 'summarise'"),
     ({"question_writer": "keywords,model"}, "only 'model,keywords' names a fallback"),
+    ({"question_writer": "auto,keywords"}, "'auto' stands alone"),
     ({"question_writer": "file"}, "question_writer 'file' needs questions_file"),
     ({"min_score": 6}, "prepare.min_score"),
 ])

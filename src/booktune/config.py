@@ -44,7 +44,7 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 DEFAULT_USER_PROMPT = "Continue this passage from {title} by {author}:\n\n{lead_in}"
 TASKS = ("continue", "answer")  # prepare.tasks: the kinds of training example each passage yields
-QUESTION_WRITERS = ("keywords", "model", "file")  # prepare.question_writer: who writes the answer task's questions
+QUESTION_WRITERS = ("auto", "keywords", "model", "file")  # prepare.question_writer: who writes the questions
 TRACKERS = ("tensorboard", "wandb", "mlflow", "trackio")  # train.report_to: what TRL's SFTConfig passes metrics to
 
 
@@ -75,10 +75,11 @@ class PrepareConfig(_Section):
                                        "question the passage answers; the answer is the passage, verbatim).",
     )
     question_writer: str = Field(
-        "keywords", description="Who writes the answer task's questions: 'keywords' (each passage's key phrases by "
-                                "TF-IDF, no model), 'model' (a local chat model writes one per passage and scores "
-                                "it 1-5), 'file' (--questions-file); 'model,keywords' falls back to keywords when "
-                                "the model cannot load.",
+        "auto", description="Who writes the answer task's questions: 'keywords' (each passage's key phrases by "
+                            "TF-IDF, no model), 'model' (a local chat model writes one per passage and scores it "
+                            "1-5), 'file' (--questions-file); 'model,keywords' falls back to keywords when the model "
+                            "cannot load. 'auto': 'model,keywords' on a CUDA GPU with a writer other than the "
+                            "embedded default model, else 'keywords' (docs/quality.md says why).",
     )
     question_model: str | None = Field(
         None, description="Chat model of --question-writer model: a local folder or Hub id (default: the base model "
@@ -112,7 +113,7 @@ class PrepareConfig(_Section):
         if not names or unknown:
             raise ValueError(f"unknown name {(unknown or [''])[0]!r} (use {', '.join(known)})")
         if info.field_name == "question_writer" and len(names) > 1 and names != ["model", "keywords"]:
-            raise ValueError("only 'model,keywords' names a fallback writer")
+            raise ValueError("only 'model,keywords' names a fallback writer; 'auto' stands alone")
         return ",".join(names)
 
     @model_validator(mode="after")

@@ -144,3 +144,15 @@ def test_a_run_records_the_answer_form_only_when_it_trains_answers(answer_data, 
     booktune.prepare([short_book], tmp_path, model=None, chunk_words=200, overlap_words=20, tasks="continue",
                      answer_prompt="As {author}: {question}")
     assert "answer_prompt" not in trained_prompts(tmp_path)
+
+
+def test_auto_writes_with_a_model_only_on_a_gpu_and_never_with_the_embedded_default():
+    from booktune.dataset.questions import chosen_writers
+
+    assert chosen_writers("auto", "default", gpu=True) == "keywords"  # the 135M default writes unusable questions
+    assert chosen_writers("auto", None, gpu=True) == "keywords"
+    assert chosen_writers("auto", "/models/Qwen2.5-7B-Instruct", gpu=True) == "model,keywords"
+    assert chosen_writers("auto", "/models/Qwen2.5-7B-Instruct", gpu=False) == "keywords"
+    assert chosen_writers("model", "default", gpu=False) == "model"  # named, never second-guessed
+    assert chosen_writers("file", "default", gpu=True) == "file"
+    assert PrepareConfig().question_writer == "auto"

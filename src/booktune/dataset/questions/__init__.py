@@ -22,7 +22,7 @@ __all__ = ["Context", "Question", "Written", "write_questions"]
 
 def write_questions(groups: Sequence[Sequence[dict[str, Any]]], p: PrepareConfig, ctx: Context) -> Written:
     """Questions for every passage record in `groups` (one group per book and split: TF-IDF counts within one)."""
-    writers = p.question_writer.split(",")
+    writers = chosen_writers(p.question_writer, ctx.model).split(",")
     if writers[0] == "file":
         return _from_file(groups, p.questions_file or "")
     if writers[0] == "model":
@@ -39,6 +39,20 @@ def write_questions(groups: Sequence[Sequence[dict[str, Any]]], p: PrepareConfig
 
             console.print(f"[yellow]{escape(str(e))}; writing questions with keywords instead", highlight=False)
     return _from_keywords(groups)
+
+
+def chosen_writers(question_writer: str, writer_model: str | None, gpu: bool | None = None) -> str:
+    """The writers `question_writer` names; 'auto' picks by where a model could write: the embedded 135M default
+    writes unusable questions and a CPU is too slow for a larger one (docs/quality.md), so keywords there."""
+    if question_writer != "auto":
+        return question_writer
+    from booktune.model import DEFAULT_MODEL
+
+    if gpu is None:
+        import torch
+
+        gpu = torch.cuda.is_available()
+    return "model,keywords" if gpu and (writer_model or DEFAULT_MODEL) != DEFAULT_MODEL else "keywords"
 
 
 def _from_keywords(groups: Sequence[Sequence[dict[str, Any]]]) -> Written:
