@@ -139,7 +139,8 @@ class TrainConfig(_Section):
                                       "from 1B (the peers' LoRA starting point); `booktune plan` prints it.",
     )
     warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Share of steps spent warming the learning rate up.")
-    batch_size: int = Field(1, ge=1, le=4096, description="Examples per device per step.")
+    batch_size: int = Field(1, ge=1, le=4096, description="Examples per device per step; with packing, rows of "
+                                                          "max_seq_length tokens.")
     grad_accum: int = Field(1, ge=1, le=4096, description="Gradient accumulation steps per optimizer step.")
     max_seq_length: int = Field(1024, ge=32, le=1_048_576, description="Longest tokenized example, in tokens.")
     truncation: Literal["drop", "split"] = Field(
@@ -180,7 +181,8 @@ class TrainConfig(_Section):
                             "uses them on a CUDA GPU when liger-kernel is installed.",
     )
     packing: bool = Field(
-        True, description="Pack examples into max_seq_length rows, each attending only to itself "
+        True, description="Pack examples into max_seq_length rows, each attending only to itself; where a step's "
+                          "rows run as one (Unsloth, varlen attention), into one row of batch_size x max_seq_length "
                           "(off, or where isolation is unavailable: padded batches of similar length).",
     )
     gpus: str | None = Field(
