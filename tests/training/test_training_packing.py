@@ -172,3 +172,37 @@ def test_the_lent_varlen_kernel_takes_torchs_varlen_call():
     assert list(ours) == ["query", "key", "value", "cu_seq_q", "cu_seq_k", "max_q", "max_k", "scale", "window_size",
                           "enable_gqa"]
     assert all(ours[n].kind == theirs[n].kind and ours[n].default == theirs[n].default for n in ours)
+
+
+TINY = dict(vocab_size=97, hidden_size=64, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=16, max_position_embeddings=256, pad_token_id=0)
+ARCHITECTURES = {  # model type: what its tiny config needs beyond TINY (sliding windows shorter than the examples)
+    "llama": {}, "mistral": {"sliding_window": 16}, "qwen2": {}, "qwen3": {}, "phi3": {}, "gemma2": {"sliding_window": 16},
+    "gemma3_text": {"sliding_window": 16}, "smollm3": {},
+    "qwen3_moe": {"num_experts": 4, "num_experts_per_tok": 4, "moe_intermediate_size": 32, "decoder_sparse_step": 1},
+    "mixtral": {"num_local_experts": 4, "num_experts_per_tok": 4},
+    "gpt_oss": {"num_local_experts": 4, "num_experts_per_tok": 4, "sliding_window": 16,
+                "layer_types": ["sliding_attention", "full_attention"]},
+}
+
+
+@pytest.mark.parametrize("model_type", sorted(ARCHITECTURES))
+def test_every_model_type_packed_under_a_mask_keeps_its_examples_apart(model_type):
+    """Where the hf backend packs rows under a masked attention, each example's loss is what it is alone; model
+    types whose masks ignore packed boundaries are padded instead (MASK_WITHOUT_POSITIONS)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from booktune.training.backends.base import MASK_WITHOUT_POSITIONS
+
+    torch.manual_seed(0)
+    config = AutoConfig.for_model(model_type, **TINY, **ARCHITECTURES[model_type])
+    model = AutoModelForCausalLM.from_config(config).eval()  # float32: MoE kernels take no float64
+    model.set_attn_implementation("eager")
+    batching = HF.batching(model, True)
+    assert (batching.mode == "bucketed") == (model_type in MASK_WITHOUT_POSITIONS), batching
+    rows = random_rows(6, 20, 60, 97, seed=5)
+    batch = PackedCollator(pad_token_id=0, flatten=False)(pack(rows, max_len=128))
+    with torch.no_grad():
+        packed, alone = summed_loss(model, batch), one_by_one(model, rows)
+    isolated = abs(float(packed - alone)) < 1e-4 * float(alone)
+    assert isolated == (batching.mode == "packed"), (model_type, float(packed), float(alone))

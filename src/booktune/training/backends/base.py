@@ -16,6 +16,11 @@ from typing import Any
 from booktune.errors import BooktuneError
 from booktune.training.packing import FLASH, MASKED, Batching
 
+# Model types whose transformers modeling builds its attention masks without the position ids (transformers 5.17:
+# gpt_oss), so a packed row's examples would attend to each other under a masked attention (sdpa, eager, flex).
+# tests/training/test_training_packing.py checks every packed model type it builds against its examples one by one.
+MASK_WITHOUT_POSITIONS = ("gpt_oss",)
+
 
 class BackendError(BooktuneError):
     """A backend that cannot run here; the message names the field and what to do."""
@@ -78,6 +83,10 @@ class Backend:
         attn = str(getattr(model.config, "_attn_implementation", "") or "").split("@")[0].split(":")[0]
         if attn in FLASH or attn.startswith("kernels-community/"):
             return Batching("packed", True, f"{attn} varlen")
+        model_type = getattr(model.config.get_text_config(), "model_type", "")
+        if attn in MASKED and model_type in MASK_WITHOUT_POSITIONS:
+            return Batching("bucketed", False, f"transformers builds {model_type}'s {attn} mask without packed-example "
+                                               "boundaries")
         if attn in MASKED:
             return Batching("packed", False, f"{attn} block-diagonal mask")
         return Batching("bucketed", False, f"attention {attn!r} has no packed-sequence support")
