@@ -206,22 +206,6 @@ def run_check(run_dir: Path, work: Path) -> dict:
     return res
 
 
-def make_adapter(base: str, out: Path, std: float) -> None:
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    torch.manual_seed(0)
-    peft = get_peft_model(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32),
-                          LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"))
-    with torch.no_grad():
-        for name, param in peft.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0, std)
-    peft.save_pretrained(out)
-    AutoTokenizer.from_pretrained(base).save_pretrained(out)
-
-
 def default_model_check(work: Path, texts: list[Path], std: float) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -229,9 +213,10 @@ def default_model_check(work: Path, texts: list[Path], std: float) -> dict:
     from booktune.exporting import merge_adapter, write_gguf, write_lora_gguf
     from booktune.model import resolve_model
     from booktune.template.messages import render_prompt_ids, stop_token_ids
+    from tests.exporting.tiny import random_adapter
 
     base = resolve_model("default").path
-    make_adapter(base, work / "adapter", std)
+    random_adapter(base, work / "adapter", std)
     tok = AutoTokenizer.from_pretrained(base)
     stops = stop_token_ids(tok)
     # booktune's merged export (bf16, merged in fp32): the GGUF files are made from it, f16 exactly

@@ -17,7 +17,7 @@ from booktune.exporting.gguf_arch import llama_rope_freqs, permute
 from booktune.exporting.gguf_model import write_gguf
 from booktune.exporting.gguf_quant import tensor_type
 from booktune.exporting.merge import merge_adapter
-from tests.exporting.tiny import WALDEN, WALDEN_HELD_OUT, walden_ids
+from tests.exporting.tiny import WALDEN, WALDEN_HELD_OUT, random_adapter, walden_ids
 
 Q = gguf.GGMLQuantizationType
 RELOADABLE = ["llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"]
@@ -217,24 +217,13 @@ def test_gpt_oss_experts_laid_out_as_llama_cpp_does(tiny, tmp_path):
 @pytest.mark.heavy
 def test_default_model_gguf_on_real_text(tmp_path):
     """The real default model (SmolLM2-135M-Instruct) with a random adapter, on two Walden passages."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from booktune.model import resolve_model
 
     base = resolve_model("default").path
     tokenizer = AutoTokenizer.from_pretrained(base)
-    torch.manual_seed(0)
-    peft = get_peft_model(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32),
-                          LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"))
-    with torch.no_grad():
-        for name, param in peft.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0, 0.002)
-    peft.save_pretrained(tmp_path / "adapter")
-    tokenizer.save_pretrained(tmp_path / "adapter")
-    del peft
+    random_adapter(base, tmp_path / "adapter", 0.002)
     # the merged export as booktune writes it (bf16), which the GGUF is made from and compared with
     merged = merge_adapter(base, tmp_path / "adapter", tmp_path / "merged")
     ids = tokenizer(WALDEN + "\n\n" + WALDEN_HELD_OUT, return_tensors="pt").input_ids

@@ -138,6 +138,24 @@ def build(arch: str, tokenizer: Any, root: Path, *, seed: int = 0, steps: int = 
     return Tiny(arch, base, adapter, peft, tokenizer)
 
 
+def random_adapter(base: str | Path, out: Path, std: float) -> None:
+    """A LoRA adapter (r16, all linear layers) on the saved model `base`, its B matrices drawn from N(0, std), saved
+    with base's tokenizer in `out`."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    peft = get_peft_model(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32),
+                          LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"))
+    with torch.no_grad():
+        for name, param in peft.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, std)
+    peft.save_pretrained(out)
+    AutoTokenizer.from_pretrained(base).save_pretrained(out)
+
+
 def _copy_tokenizer_model(tokenizer: Any, folder: Path) -> None:
     """A real SentencePiece model folder ships its tokenizer.model, which transformers 5 does not save."""
     import shutil

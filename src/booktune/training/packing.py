@@ -137,6 +137,6 @@ def training_batches(rows: list[dict[str, Any]], batching: Batching, *, max_len:
     `batch_size x max_len` tokens (`Batching.rows_per_step`: the loader takes one)."""
     clean = [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows]
     if batching.mode == "packed":
-        bin_len = max_len * batch_size if batching.flatten else max_len
+        bin_len = max_len * batch_size // batching.rows_per_step(batch_size)  # a step's tokens, over its rows
         return pack(clean, max_len, bin_len), PackedCollator(pad_token_id, flatten=batching.flatten)
     return clean, BucketCollator(pad_token_id, bucket_lengths(max_len))

@@ -190,8 +190,8 @@ def build_trainer(t: TrainConfig, run_dir: Path, rows: list[dict[str, Any]], hel
     # The loop's settings: TRL's SFTTrainer on pre-tokenized rows (its own preparation is skipped: our labels stand).
     args = sft_args(run_dir, prec, t, grad_accum=scale.grad_accum, eval_steps=t.eval_steps if eval_data else 0,
                     extra=scale.trainer_args(prec.gradient_checkpointing)
-                    | {"train_sampling_strategy": batching.sampling, "use_liger_kernel": kernels,
-                       "per_device_train_batch_size": batching.rows_per_step(t.batch_size)})
+                    | {"train_sampling_strategy": batching.sampling, "use_liger_kernel": kernels},
+                    rows_per_step=batching.rows_per_step(t.batch_size))
     trainer = sft_trainer_class()(
         model=model, args=args, train_dataset=Dataset.from_list(train_data),
         eval_dataset=Dataset.from_list(eval_data) if eval_data else None,  # scored every eval_steps
@@ -271,8 +271,9 @@ def save_outputs(trainer: Any, tokenizer: Any, run: OutputDir, metadata: dict[st
 
 
 def sft_args(run_dir: Path, prec: Precision, t: TrainConfig, *, grad_accum: int, eval_steps: int = 0,
-             extra: dict[str, Any] | None = None) -> Any:
-    """TRL's SFTConfig for `t` on `prec`; `extra` carries the DDP / FSDP settings (scaleout.trainer_args)."""
+             extra: dict[str, Any] | None = None, rows_per_step: int = 0) -> Any:
+    """TRL's SFTConfig for `t` on `prec`; `extra` carries the DDP / FSDP settings (scaleout.trainer_args);
+    `rows_per_step`: dataset rows a step takes, when not `t.batch_size` (Batching.rows_per_step)."""
     from trl import SFTConfig
 
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "logs")  # transformers 5 reads the log dir from here
@@ -286,7 +287,7 @@ def sft_args(run_dir: Path, prec: Precision, t: TrainConfig, *, grad_accum: int,
         learning_rate=t.learning_rate,
         warmup_steps=t.warmup_ratio,  # transformers 5: a float below 1 is a share of the steps
         lr_scheduler_type="cosine",
-        per_device_train_batch_size=extra.pop("per_device_train_batch_size", t.batch_size),
+        per_device_train_batch_size=rows_per_step or t.batch_size,
         gradient_accumulation_steps=grad_accum,
         gradient_checkpointing=prec.gradient_checkpointing,
         bf16=str(prec.dtype) == "torch.bfloat16",
