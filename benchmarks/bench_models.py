@@ -24,6 +24,12 @@ SHAPES: dict[str, dict[str, Any]] = {
                         rope_parameters={"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
                                          "truncate": False, "original_max_position_embeddings": 4096,
                                          "rope_theta": 150000.0}),
+    # Two GPT-OSS layers (one sliding, one full) of the real head layout, few experts: dev/check_gpt_oss_packing.py.
+    "gpt-oss-tiny": dict(kind="gpt_oss", num_hidden_layers=2, num_local_experts=4, num_experts_per_tok=2,
+                         vocab_size=4096, hidden_size=512, intermediate_size=512, head_dim=64, num_attention_heads=16,
+                         num_key_value_heads=2, sliding_window=128, layer_types=["sliding_attention", "full_attention"],
+                         max_position_embeddings=8192, tie_word_embeddings=False, attention_bias=True,
+                         initializer_range=0.1),
     "tiny": dict(kind="llama", hidden_size=64, num_hidden_layers=2, intermediate_size=128, num_attention_heads=4,
                  num_key_value_heads=2, vocab_size=512, tie_word_embeddings=True, max_position_embeddings=4096),
 }

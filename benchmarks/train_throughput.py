@@ -16,6 +16,9 @@ Runs:
   booktune-kept         booktune's default with --no-offload-activations: Unsloth keeps its checkpoints on the GPU
   booktune-varlen       booktune's default with Unsloth's packed attention held to its varlen call (Unsloth
                         otherwise chooses per row between that and one SDPA call per run of equal-length segments)
+  booktune-bucketed     booktune's default with --no-packing: length-bucketed padded batches (GPT-OSS's only choice
+                        before booktune masked Unsloth's flex attention to each example)
+  booktune-embeddings-offloaded  booktune's default with --offload-embeddings (input embedding in CPU memory)
   booktune-segments     booktune's default without the varlen kernel booktune lends Unsloth on torch < 2.12
                         (Unsloth's own path there: one SDPA call per run of equal-length segments)
   unsloth-concat        Unsloth on rows concatenated to max_seq_length with NO isolation (every token attends across
@@ -193,7 +196,7 @@ def run_booktune_varlen(spec: dict) -> tuple:
 
 
 def run_booktune(spec: dict, backend: str, liger: bool = False, device: str = "cuda:0",
-                 offload: bool = True) -> tuple:
+                 offload: bool = True, packing: bool = True, offload_embeddings: bool = False) -> tuple:
     """booktune's trainer for `spec` (shape, rows, steps) on `device`, made by the recipe's build_trainer; also
     used by profile_step.py."""
     from booktune.training.backends import resolve
@@ -209,7 +212,7 @@ def run_booktune(spec: dict, backend: str, liger: bool = False, device: str = "c
                     gradient_checkpointing=True, offload_activations=offload, liger="on" if liger else "off",
                     batch_size=spec["batch"], max_seq_length=spec["seq"], lora_r=spec["lora_r"],
                     lora_alpha=2 * spec["lora_r"], learning_rate=2e-4, max_steps=spec["warmup"] + spec["steps"],
-                    logging_steps=1, save_steps=100000, eval_steps=0, seed=42)
+                    packing=packing, offload_embeddings=offload_embeddings, save_steps=100000, eval_steps=0, seed=42)
     tok = AutoTokenizer.from_pretrained(spec["model_dir"])
     rows = rows_for(spec, AutoConfig.from_pretrained(spec["model_dir"]).vocab_size)
     setup = build_trainer(t, Path(f"/tmp/bench-out/{spec['run']}"), rows, [], tok, backend=chosen)
@@ -234,6 +237,8 @@ def child(spec: dict) -> dict:
               "booktune-hf": lambda s: run_booktune(s, "hf"),
               "booktune-hf-liger": lambda s: run_booktune(s, "hf", liger=True),
               "booktune-kept": lambda s: run_booktune(s, "auto", offload=False),
+              "booktune-bucketed": lambda s: run_booktune(s, "auto", packing=False),
+              "booktune-embeddings-offloaded": lambda s: run_booktune(s, "auto", offload_embeddings=True),
               "booktune-varlen": run_booktune_varlen,
               "booktune-segments": run_booktune_segments,
               "unsloth-concat": lambda s: unsloth_trainer(s, concat=True)}[spec["run"]]
@@ -292,6 +297,10 @@ def main() -> None:
     ap.add_argument("--models", type=Path, default=Path("/tmp/bench-models"))
     ap.add_argument("--out", type=Path, default=Path("train_throughput.jsonl"))
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--gpt-oss-batch", type=int, default=1, help="rows a step for GPT-OSS shapes")
+    ap.add_argument("--data", choices=["auto", "seed", "full"], default="auto",
+                    help="seed: 550-1100-token examples; full: every example max_seq_length tokens; auto: full for "
+                         "GPT-OSS shapes (the memory setting), seed otherwise")
     ap.add_argument("--seq", type=int, default=2048)
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=3)
@@ -330,8 +339,9 @@ def drive(a: argparse.Namespace) -> None:
         gpt_oss = shape.startswith("gpt-oss")
         for run in a.runs:
             spec = {"shape": shape, "run": run, "model_dir": str(path), "seq": a.seq, "steps": a.steps,
-                    "warmup": a.warmup, "batch": 1 if gpt_oss else a.batch, "lora_r": 8 if gpt_oss else a.lora_r,
-                    "data": "full" if gpt_oss else "seed", "optim": "adamw_8bit" if gpt_oss else a.optim,
+                    "warmup": a.warmup, "batch": a.gpt_oss_batch if gpt_oss else a.batch,
+                    "lora_r": 8 if gpt_oss else a.lora_r, "optim": "adamw_8bit" if gpt_oss else a.optim,
+                    "data": a.data if a.data != "auto" else "full" if gpt_oss else "seed",
                     "peak_tflops": peak, "active_params": active_params(build_config(shape))}
             if a.prewarm and run == a.runs[0]:
                 print(json.dumps({"prewarm": run_child(spec | {"steps": 1, "warmup": 1}, a.timeout).get("run")}))

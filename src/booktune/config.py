@@ -165,6 +165,11 @@ class TrainConfig(_Section):
         None, description="Keep checkpointed activations in CPU memory, on backends that can (unsloth): less GPU "
                           "memory, a little slower. Default: on, but off under DDP where plan says they fit.",
     )
+    offload_embeddings: bool = Field(
+        False, description="Keep the input embedding matrix in CPU memory, on backends that can (unsloth): each step "
+                           "copies over only the rows it looks up. Saves GPU memory where the embeddings are not "
+                           "tied to the output head.",
+    )
     logging_steps: int = Field(5, ge=1, description="Log the training loss every N steps.")
     eval_steps: int = Field(50, ge=0, description="Score the held-out split every N steps during training (0: never).")
     save_steps: int = Field(50, ge=1, description="Save a resumable checkpoint every N steps.")

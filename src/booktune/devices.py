@@ -180,6 +180,7 @@ class Precision:
     load_in_4bit: bool
     gradient_checkpointing: bool
     offload_activations: bool = True  # checkpointed layer inputs wait in CPU memory, where the backend can
+    offload_embeddings: bool = False  # the input embedding waits in CPU memory, where the backend can
 
     @property
     def on_gpu(self) -> bool:

@@ -55,6 +55,17 @@ def test_cli_reports_the_backend_error_without_a_traceback(tmp_path, tiny_data_d
     assert "needs a CUDA GPU" in result.output
 
 
+def test_offloaded_embeddings_on_the_hf_backend_are_refused_in_one_line(tmp_path, tiny_data_dir):
+    from typer.testing import CliRunner
+
+    from booktune.cli import app
+
+    result = CliRunner().invoke(app, ["train", str(tiny_data_dir), "--offload-embeddings", "-o", str(tmp_path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "config field train.offload_embeddings: the hf backend keeps the embeddings on the GPU" in " ".join(
+        result.output.split())
+
+
 def test_run_settles_the_backend_before_reading_books(tmp_path):
     """`booktune run` resolves (and imports) the backend first: Unsloth must come before transformers, and a
     backend this machine cannot run fails before any extraction."""

@@ -105,6 +105,9 @@ MEASURED = [("8b", "unsloth", 4, 16, True, 7.41), ("8b", "hf", 4, 16, True, 9.37
             ("gpt_oss", "unsloth", 1, 8, True, 13.9), ("gpt_oss", "unsloth", 1, 8, False, 13.0),
             ("8b", "unsloth-kept", 4, 16, True, 9.05), ("8b", "unsloth", 4, 16, True, 7.36),
             ("8b", "hf", 4, 16, True, 9.45)]
+# GPT-OSS-20B packed under booktune's per-example masks (H200): batch 1 and 2, with the input embedding in CPU memory
+# or not (offload_embeddings).
+MEASURED_OSS = [(1, False, 13.88), (2, False, 14.19), (1, True, 12.81), (2, True, 13.11)]
 
 
 @pytest.mark.parametrize("kind,backend,batch,r,experts,gib", MEASURED)
@@ -112,6 +115,12 @@ def test_predictions_are_within_15_percent_of_measured_peaks(kind, backend, batc
     settings = run(batch, 2048, backend.removesuffix("-kept"), lora_r=r, target_modules=["all-linear"] if experts
                    else ATTENTION, offload_activations=not backend.endswith("-kept"))
     assert predict(shape(kind), *settings).allocated / GIB == pytest.approx(gib, rel=0.15)
+
+
+@pytest.mark.parametrize("batch,offloaded,gib", MEASURED_OSS)
+def test_gpt_oss_predictions_are_within_15_percent_of_packed_peaks(batch, offloaded, gib):
+    settings = run(batch, 2048, lora_r=8, offload_embeddings=offloaded)
+    assert predict(shape("gpt_oss"), *settings).allocated / GIB == pytest.approx(gib, rel=0.15)
 
 
 def test_kept_checkpoints_cost_30_layer_inputs_and_plan_says_so():
@@ -123,3 +132,17 @@ def test_kept_checkpoints_cost_30_layer_inputs_and_plan_says_so():
     assert f"--no-offload-activations this run would need {kept.total / GIB:.1f} GiB: fits" in lines
     assert "does NOT fit" in "\n".join(describe(shape("8b"), *run(4, 2048), 9 * GIB)).splitlines()[-2]
     assert "offload" not in "\n".join(describe(shape("8b"), *run(4, 2048, "hf"), 24 * GIB))
+
+
+def test_offloaded_embeddings_leave_one_table_on_the_gpu_where_the_backend_can():
+    kept, moved = (predict(shape("gpt_oss"), *run(1, 2048, lora_r=8, offload_embeddings=on)) for on in (False, True))
+    assert kept.weights - moved.weights == 201088 * 2880 * 2  # the bf16 input embedding
+    hf = [predict(shape("gpt_oss"), *run(1, 2048, "hf", lora_r=8, offload_embeddings=on)).weights
+          for on in (False, True)]
+    assert hf[0] == hf[1]  # the hf backend cannot: recipe.build_trainer refuses the setting there
+    tied = [predict(shape("1b"), *run(4, 2048, offload_embeddings=on)).weights for on in (False, True)]
+    assert tied[0] == tied[1]  # one table serves as embedding and head: nothing to move
+    said = "\n".join(describe(shape("gpt_oss"), *run(1, 2048, lora_r=8), 14 * GIB))  # does not fit: say the way out
+    assert f"--offload-embeddings (input embedding in CPU memory, slower steps) this run would need " \
+           f"{moved.total / GIB:.1f} GiB" in said
+    assert "--offload-embeddings" not in "\n".join(describe(shape("gpt_oss"), *run(1, 2048, lora_r=8), 24 * GIB))

@@ -151,8 +151,10 @@ def test_backends_fall_back_to_buckets_where_isolation_is_missing(model):
     assert HF.batching(model, True) == Batching("packed", False, "sdpa block-diagonal mask")
     assert HF.batching(model, False).mode == "bucketed"
     assert UNSLOTH.batching(model, True) == Batching("packed", True, "Unsloth packed attention")
-    model.config.model_type = "gpt_oss"
+    model.config.model_type = "gpt_oss"  # booktune masks its flex attention (backends/unsloth.py)
     try:
+        assert UNSLOTH.batching(model, True).mode == "packed"
+        model.config.model_type = "gemma2"
         assert UNSLOTH.batching(model, True).mode == "bucketed"
     finally:
         model.config.model_type = "llama"
@@ -186,23 +188,69 @@ ARCHITECTURES = {  # model type: what its tiny config needs beyond TINY (sliding
 }
 
 
-@pytest.mark.parametrize("model_type", sorted(ARCHITECTURES))
-def test_every_model_type_packed_under_a_mask_keeps_its_examples_apart(model_type):
-    """Where the hf backend packs rows under a masked attention, each example's loss is what it is alone; model
-    types whose masks ignore packed boundaries are padded instead (MASK_WITHOUT_POSITIONS)."""
+def tiny_model(model_type: str):
     from transformers import AutoConfig, AutoModelForCausalLM
-
-    from booktune.training.backends.base import MASK_WITHOUT_POSITIONS
 
     torch.manual_seed(0)
     config = AutoConfig.for_model(model_type, **TINY, **ARCHITECTURES[model_type])
     model = AutoModelForCausalLM.from_config(config).eval()  # float32: MoE kernels take no float64
     model.set_attn_implementation("eager")
-    batching = HF.batching(model, True)
-    assert (batching.mode == "bucketed") == (model_type in MASK_WITHOUT_POSITIONS), batching
-    rows = random_rows(6, 20, 60, 97, seed=5)
+    return model
+
+
+def packed_and_alone(model, rows: list[dict]) -> tuple[float, float]:
     batch = PackedCollator(pad_token_id=0, flatten=False)(pack(rows, max_len=128))
     with torch.no_grad():
-        packed, alone = summed_loss(model, batch), one_by_one(model, rows)
-    isolated = abs(float(packed - alone)) < 1e-4 * float(alone)
-    assert isolated == (batching.mode == "packed"), (model_type, float(packed), float(alone))
+        return float(summed_loss(model, batch)), float(one_by_one(model, rows))
+
+
+@pytest.mark.parametrize("model_type", sorted(ARCHITECTURES))
+def test_every_model_type_packed_under_a_mask_keeps_its_examples_apart(model_type):
+    """Where the hf backend packs rows under eager attention, each example's loss is what it is alone. GPT-OSS's
+    sliding window and attention sinks included: booktune hands it per-example masks (training/documents.py)."""
+    model = tiny_model(model_type)
+    batching = HF.batching(model, True)
+    assert batching.mode == "packed", batching
+    HF.isolate(model, batching)
+    packed, alone = packed_and_alone(model, random_rows(6, 20, 60, 97, seed=5))
+    assert abs(packed - alone) < 1e-4 * alone, (model_type, packed, alone)
+
+
+def test_gpt_oss_would_mix_its_examples_without_booktunes_masks():
+    """The test above can fail for GPT-OSS: transformers builds its masks without the position ids, so the same
+    packed rows without booktune's hook give another loss; under sdpa or flex it is padded instead."""
+    from booktune.training.backends.base import MASK_WITHOUT_POSITIONS
+
+    assert MASK_WITHOUT_POSITIONS == ("gpt_oss",)
+    model = tiny_model("gpt_oss")
+    packed, alone = packed_and_alone(model, random_rows(6, 20, 60, 97, seed=5))
+    assert abs(packed - alone) > 1e-4 * alone
+    model.config._attn_implementation = "flex_attention"
+    assert HF.batching(model, True).mode == "bucketed"
+
+
+def test_gpt_oss_packed_in_training_mode_with_booktunes_masks():
+    """Training runs the same masks (train mode, the Trainer's own loss over packed labels)."""
+    model = tiny_model("gpt_oss").train()
+    HF.isolate(model, HF.batching(model, True))
+    rows = random_rows(5, 20, 60, 97, seed=7)
+    batch = PackedCollator(pad_token_id=0, flatten=True)(pack(rows, max_len=128, bin_len=512))
+    with torch.no_grad():
+        packed, alone = float(summed_loss(model, batch)), float(one_by_one(model, rows))
+    assert abs(packed - alone) < 1e-4 * alone
+
+
+def test_fixed_width_steps_have_one_shape_and_the_same_examples():
+    """Unsloth's GPT-OSS path pads each flattened step to its full bin: one shape every step, the padding a
+    separate example with no labels."""
+    rows = random_rows(12, 20, 60, 97, seed=3)
+    fixed = Batching("packed", True, "flex", fixed_width=True)
+    packed_rows, collate = training_batches(rows, fixed, max_len=128, pad_token_id=0, batch_size=2)
+    batches = [collate([r]) for r in packed_rows]
+    assert {tuple(b["input_ids"].shape) for b in batches} == {(1, 256)}
+    for row, batch in zip(packed_rows, batches):
+        n = len(row["input_ids"])
+        assert batch["labels"][0, :n].tolist() == row["labels"] and (batch["labels"][0, n:] == IGNORE).all()
+        assert batch["position_ids"][0, n:].tolist() == list(range(256 - n))  # its own example
+    plain = training_batches(rows, Batching("packed", True, "varlen"), max_len=128, pad_token_id=0, batch_size=2)[1]
+    assert {plain([r])["input_ids"].shape[1] for r in packed_rows} != {256}

@@ -1,7 +1,8 @@
 """Peak GPU memory of a QLoRA run, predicted from the model's config alone (no weights are read).
 
 The peak is the sum of:
-- weights: decoder Linears in NF4 (0.53 bytes a value with double-quantized scales), embeddings and head in bf16.
+- weights: decoder Linears in NF4 (0.53 bytes a value with double-quantized scales), embeddings and head in bf16
+  (the input embedding in CPU memory with `offload_embeddings`, where the backend can and the head is separate).
   MoE experts in transformers 5 are fused 3-D parameters, not nn.Linear, so bitsandbytes leaves them in bf16
   unless the backend quantizes them (`Backend.quantizes_experts`).
 - adapter: LoRA weights, gradients and 8-bit AdamW moments, about 10 bytes a parameter.
@@ -130,7 +131,8 @@ def weight_bytes(shape: Shape, train: TrainConfig, backend: Backend) -> tuple[fl
     attn = sum(a * b for a, b in shape.attention()) * per_value
     experts = sum(a * b for a, b in shape.mlp()) * max(shape.experts, 1)
     mlp = experts * (2.0 if experts_stay_bf16(shape, train, backend) else per_value)
-    embed = shape.vocab * shape.hidden * (1 if shape.tied else 2) * 2.0
+    tables = 1 if shape.tied or (train.offload_embeddings and backend.offloads_embeddings) else 2
+    embed = shape.vocab * shape.hidden * tables * 2.0
     return (attn + mlp) * shape.layers + embed, attn + mlp
 
 
@@ -246,6 +248,10 @@ def describe(shape: Shape, train: TrainConfig, backend: Backend, card_bytes: flo
         kept = predict(shape, train.model_copy(update={"offload_activations": False}), backend).total
         lines.append(f"  checkpointed activations wait in CPU memory; with --no-offload-activations this run "
                      f"would need {kept / GIB:.1f} GiB: {'fits' if kept <= card_bytes else 'does NOT fit'}")
+    if backend.offloads_embeddings and not shape.tied and not train.offload_embeddings and p.total > card_bytes:
+        moved = predict(shape, train.model_copy(update={"offload_embeddings": True}), backend).total
+        lines.append(f"  with --offload-embeddings (input embedding in CPU memory, slower steps) this run would need "
+                     f"{moved / GIB:.1f} GiB")
     batch = largest(shape, train, backend, card_bytes, "batch_size")
     seq = largest(shape, train, backend, card_bytes, "max_seq_length")
     batch = f"{batch}+" if batch == 256 else batch or "none"  # the search stops at 256

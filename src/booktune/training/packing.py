@@ -8,14 +8,16 @@ restarting position ids, when no attention mask is passed, as packed-sequence bo
   one row, with no padding at all;
 - SDPA, eager and flex attention get a block-diagonal mask: rows stay rows, padded at the end, the padding
   forming its own segment with no labels;
-- Unsloth infers the same boundaries from a flattened row (batch 1, no mask).
+- Unsloth infers the same boundaries from a flattened row (batch 1, no mask); for GPT-OSS, whose masks transformers
+  builds without the position ids, booktune hands the boundaries to the attention itself (documents.py).
 Which of these a model gets is its backend's choice (`Backend.batching`). Where a step's rows are flattened into one
 anyway, the step is packed as one bin of `batch_size x max_seq_length` tokens, which whole examples fill fuller than
 `batch_size` separate rows of `max_seq_length` (tests/training/test_training_packing.py, docs/benchmarks.md).
 
-Fallback. Where isolation is not available (Unsloth's GPT-OSS and Gemma 2 paths, other attention kernels),
-examples are sorted by length into batches and padded to the next of a few fixed lengths. Few lengths matter on
-GPUs: cuDNN attention builds a new graph for every new shape, at a cost of a tenth of a second or more each.
+Fallback. Where isolation is not available (Unsloth's Gemma 2 path, GPT-OSS under sdpa or flex in the hf
+backend, other attention kernels), examples are sorted by length into batches and padded to the next of a few
+fixed lengths. Few lengths matter on GPUs: cuDNN attention builds a new graph for every new shape, at a cost of
+a tenth of a second or more each.
 """
 
 from __future__ import annotations
@@ -66,10 +68,12 @@ class PackedCollator:
 
     flatten=True: one row of all tokens (FlashAttention varlen, Unsloth). flatten=False: rows padded to the
     longest, padding as a separate segment (transformers' block-diagonal masks for SDPA / eager / flex).
+    width: rows padded to at least this many tokens (the same shape every step, for compiled attention kernels).
     """
 
     pad_token_id: int
     flatten: bool = True
+    width: int = 0
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
@@ -79,7 +83,7 @@ class PackedCollator:
         pos = [[p for n in r["seq_lengths"] for p in range(n)] for r in rows]
         if self.flatten:
             ids, labels, pos = [sum(ids, [])], [sum(labels, [])], [sum(pos, [])]
-        width = max(len(x) for x in ids)
+        width = max(self.width, *(len(x) for x in ids))
         for i in range(len(ids)):
             gap = width - len(ids[i])
             ids[i] += [self.pad_token_id] * gap
@@ -120,6 +124,9 @@ class Batching:
     mode: str  # 'packed' | 'bucketed'
     flatten: bool
     why: str
+    # Packed steps padded to their full bin, so every step has one shape: compiled kernels (Unsloth's flex
+    # attention and MoE kernels for GPT-OSS) are built and tuned once instead of for each new length.
+    fixed_width: bool = False
 
     def rows_per_step(self, batch_size: int) -> int:
         """Dataset rows the loader takes per step: flattened packed steps are one row of the whole step's tokens."""
@@ -138,5 +145,6 @@ def training_batches(rows: list[dict[str, Any]], batching: Batching, *, max_len:
     clean = [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows]
     if batching.mode == "packed":
         bin_len = max_len * batch_size // batching.rows_per_step(batch_size)  # a step's tokens, over its rows
-        return pack(clean, max_len, bin_len), PackedCollator(pad_token_id, flatten=batching.flatten)
+        width = bin_len if batching.fixed_width else 0
+        return pack(clean, max_len, bin_len), PackedCollator(pad_token_id, flatten=batching.flatten, width=width)
     return clean, BucketCollator(pad_token_id, bucket_lengths(max_len))

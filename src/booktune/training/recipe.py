@@ -47,7 +47,7 @@ from booktune.devices import (
 )
 from booktune.errors import BooktuneError
 from booktune.outputs import OutputDir, reached
-from booktune.training.backends import Backend, LoraSettings, resolve
+from booktune.training.backends import Backend, BackendError, LoraSettings, resolve
 from booktune.training.rate import with_learning_rate
 from booktune.training.scaleout import ScaleOut, early_strategy, full_state_dict, scale_out
 
@@ -171,7 +171,11 @@ def build_trainer(t: TrainConfig, run_dir: Path, rows: list[dict[str, Any]], hel
     prec = choose_precision(t.device, t.dtype, t.load_in_4bit, t.gradient_checkpointing)
     # Launched on several processes: DDP or FSDP, and accumulation that keeps the global batch (scaleout.py).
     scale = scale_out(t, device=prec.device, backend=backend)
-    prec = replace(prec, offload_activations=scale.offload_activations)  # on, but not under DDP where it fits
+    prec = replace(prec, offload_activations=scale.offload_activations,  # on, but not under DDP where it fits
+                   offload_embeddings=t.offload_embeddings)
+    if t.offload_embeddings and not backend.offloads_embeddings:
+        raise BackendError(f"config field train.offload_embeddings: the {backend.name} backend keeps the embeddings "
+                           "on the GPU; use --backend unsloth or --no-offload-embeddings")
     kernels = backend.kernels(t.liger, prec.device)  # Liger's fused kernels, where the backend runs them
 
     # Model and LoRA: Unsloth builds its PeftModel itself; for hf, TRL wraps the base (and prepares 4-bit).
@@ -183,6 +187,7 @@ def build_trainer(t: TrainConfig, run_dir: Path, rows: list[dict[str, Any]], hel
 
     # Batches: packed rows, each example attending only to itself, or padded to a few lengths (packing.py).
     batching = backend.batching(model, t.packing)
+    backend.isolate(model, batching)  # per-example masks where the model's own would let examples mix
     train_data, collator = training_batches(rows, batching, max_len=t.max_seq_length,
                                             pad_token_id=tokenizer.pad_token_id, batch_size=t.batch_size)
     eval_data = training_batches(held, batching, max_len=t.max_seq_length, pad_token_id=tokenizer.pad_token_id)[0]

@@ -17,7 +17,8 @@ from booktune.errors import BooktuneError
 from booktune.training.packing import FLASH, MASKED, Batching
 
 # Model types whose transformers modeling builds its attention masks without the position ids (transformers 5.17:
-# gpt_oss), so a packed row's examples would attend to each other under a masked attention (sdpa, eager, flex).
+# gpt_oss), so a packed row's examples would attend to each other under the model's own masks. booktune hands them
+# per-example masks for eager attention (training/documents.py); under sdpa or flex they are padded instead.
 # tests/training/test_training_packing.py checks every packed model type it builds against its examples one by one.
 MASK_WITHOUT_POSITIONS = ("gpt_oss",)
 
@@ -45,6 +46,7 @@ class Backend:
     name = ""
     quantizes_experts = False  # 4-bit MoE experts (transformers 5 fuses them into 3-D parameters, not nn.Linear)
     offloads_activations = False  # can keep checkpointed layer inputs in CPU memory (`offload_activations`)
+    offloads_embeddings = False  # can keep the input embedding in CPU memory (`offload_embeddings`)
     runs_fsdp = True  # trains under the accelerate FSDP plugin that booktune configures
 
     def installed(self) -> bool:
@@ -84,9 +86,19 @@ class Backend:
         if attn in FLASH or attn.startswith("kernels-community/"):
             return Batching("packed", True, f"{attn} varlen")
         model_type = getattr(model.config.get_text_config(), "model_type", "")
+        if attn == "eager" and model_type in MASK_WITHOUT_POSITIONS:
+            return Batching("packed", False, "eager attention under booktune's per-example masks")
         if attn in MASKED and model_type in MASK_WITHOUT_POSITIONS:
             return Batching("bucketed", False, f"transformers builds {model_type}'s {attn} mask without packed-example "
                                                "boundaries")
         if attn in MASKED:
             return Batching("packed", False, f"{attn} block-diagonal mask")
         return Batching("bucketed", False, f"attention {attn!r} has no packed-sequence support")
+
+    def isolate(self, model: Any, batching: Batching) -> None:
+        """Make packed rows keep their examples apart where the model's own masks would not (documents.py)."""
+        model_type = getattr(model.config.get_text_config(), "model_type", "")
+        if batching.mode == "packed" and model_type in MASK_WITHOUT_POSITIONS:
+            from booktune.training.documents import hand_masks
+
+            hand_masks(model)

@@ -17,13 +17,16 @@ from booktune.training.packing import Batching
 # The names Unsloth's notebooks pass; filtered to the projections a model has. Unsloth adds GPT-OSS's fused
 # expert parameters itself when it sees the MLP names (unsloth/models/_utils.py get_moe_target_modules).
 UNSLOTH_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-UNISOLATED = ("gpt_oss", "gemma2")  # unsloth/trainer.py PADDING_FREE_BLOCKLIST: no packed-sequence isolation
+# unsloth/trainer.py PADDING_FREE_BLOCKLIST: Unsloth keeps no packed-sequence isolation for these. booktune adds it
+# to GPT-OSS's flex attention itself (isolate_flex_examples); Gemma 2 is padded.
+UNISOLATED = ("gemma2",)
 
 
 class UnslothBackend(Backend):
     name = "unsloth"
     quantizes_experts = True  # Unsloth quantizes MoE experts on load
     offloads_activations = True
+    offloads_embeddings = True  # FastLanguageModel's offload_embedding
     # Unsloth's FSDP path is its own (UNSLOTH_FSDP2=1, its own fully_shard wrap), not the accelerate plugin booktune
     # configures: mixing the two would run half-configured. Under DDP it pins each rank to its LOCAL_RANK card and
     # sets DDP's unused-parameter search for LoRA (unsloth/models/loader_utils.py prepare_device_map).
@@ -52,7 +55,8 @@ class UnslothBackend(Backend):
         path = resolve_model(spec).path
         return FastLanguageModel.from_pretrained(
             model_name=path, max_seq_length=max_seq_length, dtype=prec.dtype, load_in_4bit=prec.load_in_4bit,
-            trust_remote_code=trust_remote_code, local_files_only=os.path.isdir(path))[0]
+            trust_remote_code=trust_remote_code, local_files_only=os.path.isdir(path),
+            **({"offload_embedding": True} if getattr(prec, "offload_embeddings", False) else {}))[0]
 
     def add_lora(self, model: Any, lora: LoraSettings, prec: Any, *, packing: bool) -> tuple[Any, Any]:
         from unsloth import FastLanguageModel
@@ -73,7 +77,15 @@ class UnslothBackend(Backend):
             return Batching("bucketed", False, "packing off")
         if model_type in UNISOLATED:
             return Batching("bucketed", False, f"Unsloth cannot isolate packed {model_type} examples")
+        if model_type == "gpt_oss":
+            return Batching("packed", True, "Unsloth's flex attention, each example masked to itself by booktune",
+                            fixed_width=True)
         return Batching("packed", True, "Unsloth packed attention")
+
+    def isolate(self, model: Any, batching: Batching) -> None:
+        model_type = getattr(model.config.get_text_config(), "model_type", "")
+        if batching.mode == "packed" and model_type == "gpt_oss":
+            isolate_flex_examples(model)
 
 
 def _cuda_visible() -> bool:
@@ -120,6 +132,61 @@ def lend_varlen_kernel() -> bool:
     dispatch._TORCH_VARLEN_ATTN = flash_varlen_attn
     dispatch._LEAN_VARLEN = False  # its lean path needs torch's varlen module; this function is lean already
     return True
+
+
+def isolate_flex_examples(model: Any) -> None:
+    """Keep packed GPT-OSS examples apart inside Unsloth.
+
+    Unsloth trains GPT-OSS through its own flex attention with sinks (unsloth_zoo/temporary_patches/gpt_oss.py), which
+    ignores the attention mask and builds a causal or sliding-window block mask over the whole row; that is why its
+    trainer turns packing off for the model. booktune narrows each of those block masks to pairs of tokens of one
+    example, read from the row's position ids (`narrow_flex_masks`), and hands evaluation, which Unsloth runs eagerly
+    with the model's masks, per-example masks (documents.hand_masks). dev/check_gpt_oss_packing.py compares packed
+    and one-by-one losses through this path on a GPU."""
+    from unsloth_zoo.temporary_patches import gpt_oss
+
+    from booktune.training.documents import decoder, hand_masks
+
+    flex = getattr(gpt_oss, "_GPT_OSS_FLEX_SINK_ATTENTION_INSTALLED", False)
+    hand_masks(model, only_eval=flex)  # without Unsloth's flex path, its attention is eager and takes the masks
+    if flex:
+        state = narrow_flex_masks()
+        decoder(model).register_forward_pre_hook(
+            lambda module, args, kwargs: state.update(kwargs.get("position_ids")), with_kwargs=True)
+
+
+_FLEX_EXAMPLES: list = []  # the one ExampleIds the patched block-mask builder reads
+
+
+def narrow_flex_masks() -> Any:
+    """Patch Unsloth's block-mask builder for flex attention with sinks (once per process): while the current row
+    is packed, each mask it builds keeps to one example. Returns the ExampleIds that a forward hook keeps current."""
+    if _FLEX_EXAMPLES:
+        return _FLEX_EXAMPLES[0]
+    import torch
+    from unsloth_zoo.flex_attention import attention_sink, utils
+
+    from booktune.training.documents import ExampleIds
+
+    state = ExampleIds()
+    original = attention_sink.reused_compiled_create_block_mask
+    built: dict[Any, Any] = {}
+
+    @torch.compiler.disable  # host-side bookkeeping: never traced into a compiled layer
+    def block_mask(mask_mod: Any, bsz: Any, head: Any, q_len: int, kv_len: int, device: Any = "cuda") -> Any:
+        if not state.length or q_len != state.length or kv_len != state.length:
+            return original(mask_mod, bsz, head, q_len, kv_len, device=device)
+        key = (mask_mod, state.step)
+        if key not in built:  # once a step for each mask kind; every layer and recomputation reuses it
+            for old in [k for k in built if k[1] != state.step]:
+                del built[old]
+            built[key] = utils.compiled_create_block_mask(state.within_examples(mask_mod), bsz, head, q_len,
+                                                          kv_len, device=device)
+        return built[key]
+
+    attention_sink.reused_compiled_create_block_mask = block_mask
+    _FLEX_EXAMPLES.append(state)
+    return state
 
 
 def checkpointing_mode(gradient_checkpointing: bool, offload: bool = True) -> str | bool:
