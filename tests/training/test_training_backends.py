@@ -153,3 +153,49 @@ def test_varlen_kernel_is_lent_only_where_unsloth_has_none_and_flash_runs(monkey
     monkeypatch.setattr(torch.backends.cuda, "is_flash_attention_available", lambda: False)
     dispatch = stand_in_dispatch(monkeypatch, None)  # a build without the flash kernel keeps the segment path
     assert lend_varlen_kernel() is False and dispatch._TORCH_VARLEN_ATTN is None
+
+
+def stand_in_flex(monkeypatch, original, compiled):
+    """unsloth_zoo's flex-attention modules as narrow_flex_masks reads them (they cannot load without a GPU)."""
+    from booktune.training.backends import unsloth as backend
+
+    sink = types.SimpleNamespace(reused_compiled_create_block_mask=original)
+    utils = types.SimpleNamespace(compiled_create_block_mask=compiled)
+    flex = types.SimpleNamespace(attention_sink=sink, utils=utils)
+    monkeypatch.setitem(sys.modules, "unsloth_zoo", types.SimpleNamespace(flex_attention=flex))
+    monkeypatch.setitem(sys.modules, "unsloth_zoo.flex_attention", flex)
+    monkeypatch.setitem(sys.modules, "unsloth_zoo.flex_attention.attention_sink", sink)
+    monkeypatch.setitem(sys.modules, "unsloth_zoo.flex_attention.utils", utils)
+    monkeypatch.setattr(backend, "_FLEX_EXAMPLES", [])
+    return sink
+
+
+def test_flex_block_masks_keep_to_one_example_and_are_built_once_a_step(monkeypatch):
+    """GPT-OSS under Unsloth: while the row is packed, the block mask Unsloth asks for is its own mask_mod narrowed
+    to one example, built once a step for every layer and recomputation; otherwise Unsloth's own stands."""
+    from booktune.training.backends.unsloth import narrow_flex_masks
+    from booktune.training.documents import allowed
+
+    built = []
+    sink = stand_in_flex(monkeypatch, lambda mod, b, h, q, kv, device="cuda": "row-wide",
+                         lambda mod, b, h, q, kv, device="cuda": built.append(mod) or len(built))
+    state = narrow_flex_masks()
+    assert narrow_flex_masks() is state  # patched once a process
+    block_mask = sink.reused_compiled_create_block_mask
+
+    def causal(b, h, q, kv):
+        return kv <= q
+
+    assert block_mask(causal, None, None, 8, 8, device="cpu") == "row-wide"  # nothing packed yet
+    positions = torch.tensor([[0, 1, 2, 0, 1, 0, 1, 2]])
+    state.update(positions)
+    first = block_mask(causal, None, None, 8, 8, device="cpu")
+    assert [block_mask(causal, None, None, 8, 8, device="cpu") for _ in range(3)] == [first] * 3 and len(built) == 1
+    q, kv = torch.arange(8)[:, None], torch.arange(8)[None, :]
+    assert torch.equal(built[0](0, 0, q, kv), allowed(positions)[0, 0])
+    assert block_mask(causal, None, None, 12, 12, device="cpu") == "row-wide"  # another length: not this row
+    state.update(torch.tensor([[0, 1, 2, 3, 4, 5, 0, 1]]))  # the next step
+    assert block_mask(causal, None, None, 8, 8, device="cpu") != first and len(built) == 2
+    assert bool(built[1](0, 0, torch.tensor(5), torch.tensor(0)))  # same example now
+    state.update(torch.tensor([list(range(8))]))  # one example: Unsloth's causal mask is right
+    assert block_mask(causal, None, None, 8, 8, device="cpu") == "row-wide"
