@@ -16,6 +16,7 @@ def test_booktune_run_on_the_default_model(tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "booktune", "run", str(ROOT / "examples" / "books"), "--out", str(out),
            "--max-steps", "8", "--learning-rate", "1e-3", "--samples", "1", "--max-new-tokens", "24",
+           "--answer-tokens", "24",
            "--logging-steps", "2", "--save-steps", "4", "--tasks", "continue,answer",
            # a small held-out split and two voice prompts: every stage runs, scoring stays minutes on 2 cores
            "--eval-fraction", "0.04", "--voice-prompts", "2", "--eval-steps", "0"]

@@ -247,6 +247,11 @@ class EvalConfig(_Section):
         16, ge=0, description="Held-out prompts continued by base and tuned model for the voice distance."
     )
     max_new_tokens: int = Field(120, ge=1, le=32768, description="Tokens per sample continuation.")
+    answer_tokens: int = Field(
+        0, ge=0, le=32768, description="Longest free answer to a held-out question, in tokens (0: the author's "
+                                       "longest passage among those compared, and a tenth more, so answers can run "
+                                       "as long as the author's and end on their own).",
+    )
     temperature: float = Field(0.8, ge=0, le=10, description="Sampling temperature (0: greedy).")
     top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling threshold.")
     eval_batch_size: int = Field(4, ge=1, description="Examples per forward pass in held-out loss.")

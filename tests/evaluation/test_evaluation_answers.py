@@ -48,3 +48,14 @@ def test_questions_to_an_author_with_no_training_text_are_not_measured():
              "messages": []}]
     train = [{"id": "a-00000", "passage_id": "a-00000", "task": "continue", "author": THOREAU, "passage": "Text."}]
     assert answers(None, None, held, train, EvalConfig(), seed=0) == {}
+
+
+def test_answers_get_room_for_the_authors_length(default_tokenizer):
+    """By default an answer may run as long as the longest author's passage it is compared with, and a tenth more."""
+    from booktune.evaluation.answers import answer_limit
+
+    tok = default_tokenizer
+    passages = ["word " * 40, "Longer passage, " * 100, "short"]
+    longest = len(tok(passages[1], add_special_tokens=False)["input_ids"])
+    assert longest > 200
+    assert answer_limit(tok, [{"passage": p} for p in passages]) == -(-longest * 11 // 10)

@@ -18,7 +18,7 @@ TINY = {"max_steps": 4, "save_steps": 2, "logging_steps": 1, "learning_rate": 5e
 
 def test_run_writes_a_self_describing_run(tmp_path, short_book, tiny_model_dir):
     result = booktune.run([short_book], tmp_path, model=str(tiny_model_dir), samples=1, eval_steps=3,
-                          max_new_tokens=5, chunk_words=120, overlap_words=20, format="none", **TINY)
+                          max_new_tokens=5, answer_tokens=5, chunk_words=120, overlap_words=20, format="none", **TINY)
     run = tmp_path / "run"
     adapter = run / "adapter"
     for name in ("adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "chat_template.jinja",
@@ -175,7 +175,8 @@ def test_evaluate_measures_a_run_that_train_made(tmp_path, tiny_data_dir, tiny_m
     booktune.train(tiny_data_dir, tmp_path, model=str(tiny_model_dir), eval_steps=3, **TINY)
     trained = json.loads((tmp_path / "booktune.json").read_text())["log_history"]
     assert [e["step"] for e in trained if "eval_loss" in e] == [3, 4]  # train alone also scores its last step
-    result = booktune.evaluate(tmp_path, samples=1, voice_prompts=1, max_new_tokens=3, eval_batch_size=8)
+    result = booktune.evaluate(tmp_path, samples=1, voice_prompts=1, max_new_tokens=3, answer_tokens=3,
+                              eval_batch_size=8)
     assert result.data_dir == tiny_data_dir and len(result.samples) == 1  # the DATA the run trained on
     assert result.before["tokens"] == result.after["tokens"] > 0
     assert result.after["loss"] < result.before["loss"]  # lr 5e-3 on a random model: the loss must move down

@@ -3,7 +3,8 @@
 - Voice: Burrows' Delta of each model's answers to the author's training text, beside the Delta of the author's own
   held-out passages (the answers to those questions) to it: that last figure is the floor a model could reach.
   Per author, then averaged weighted by questions, so two books' authors are each compared with their own text.
-- Length: words per answer; and how often an answer ends at the end-of-turn token rather than at max_new_tokens.
+- Length: words per answer; and how often an answer ends at the end-of-turn token rather than at its token limit,
+  which by default leaves room for the author's own length (`answer_limit`).
 - Attribution: the share of answers that the nearest-author classifier (attribution.py), fitted on the training
   passages, gives to the author who was asked; the author's own held-out passages give its ceiling.
 """
@@ -23,13 +24,23 @@ MODELS = ("base", "tuned", "author")
 
 def compare_answers(peft_model: Any, tokenizer: Any, held: list[dict[str, Any]], *, n: int, max_new_tokens: int,
                     temperature: float, top_p: float, seed: int) -> tuple[list[dict[str, Any]], list, list]:
-    """(questions, base replies, tuned replies) for `n` held-out answer examples spread over the split."""
+    """(questions, base replies, tuned replies) for `n` held-out answer examples spread over the split; answers
+    of up to `max_new_tokens` tokens (0: `answer_limit`)."""
     questions = pick_records([r for r in held if r.get("task") == "answer"], n)
     if not questions:
         return [], [], []
-    base, tuned = paired_replies(peft_model, tokenizer, questions, max_new_tokens=max_new_tokens,
+    limit = max_new_tokens or answer_limit(tokenizer, questions)
+    base, tuned = paired_replies(peft_model, tokenizer, questions, max_new_tokens=limit,
                                  temperature=temperature, top_p=top_p, seed=seed)
     return questions, base, tuned
+
+
+def answer_limit(tokenizer: Any, questions: list[dict[str, Any]]) -> int:
+    """Tokens enough for an answer as long as the author's longest passage among `questions`, and a tenth more:
+    answers cut well short of the author's length would be compared with longer texts than themselves, and could
+    never show whether the model ends its answers where the author does."""
+    longest = max(len(tokenizer(q["passage"], add_special_tokens=False)["input_ids"]) for q in questions)
+    return -(-longest * 11 // 10)
 
 
 def training_passages(train: list[dict[str, Any]]) -> dict[str, list[str]]:

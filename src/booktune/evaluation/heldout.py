@@ -63,7 +63,7 @@ def answers(model: Any, tokenizer: Any, held: list[dict], train: list[dict], e: 
         return {}
     with console.status("answering held-out questions with the base and the tuned model"):
         questions, base, tuned = compare_answers(model, tokenizer, held, n=e.voice_prompts,
-                                                 max_new_tokens=e.max_new_tokens, temperature=e.temperature,
+                                                 max_new_tokens=e.answer_tokens, temperature=e.temperature,
                                                  top_p=e.top_p, seed=seed)
     report = answer_measures(questions, base, tuned, train)
     report["samples"] = [{"id": q["id"], "question": q["question"], "base": b.text, "tuned": t.text,
