@@ -99,7 +99,7 @@ def run(books: Sequence[PathLike] | PathLike, out: PathLike = "outputs/booktune"
     base, tokenizer, rows, separate = _eval_base(cfg, data_dir, backend)
     before = score(base, rows, tokenizer, e.eval_batch_size, "held-out loss (base)")
     result = train_adapter(data_dir, run_folder, cfg, resume=resume, base_model=None if separate else base,
-                           tokenizer=tokenizer, scored_after=True)
+                           tokenizer=tokenizer, held_rows=rows, scored_after=True)
     tuned = with_adapter(base, result.adapter_dir) if separate else result.model
     after = score(tuned, rows, tokenizer, e.eval_batch_size, "held-out loss (tuned)")
     samples, voice_report = voice(tuned, tokenizer, held, e, seed=t.seed)

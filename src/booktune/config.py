@@ -271,7 +271,6 @@ class ChatConfig(_Section):
     )
 
 
-EXPORT_FORMATS = ("gguf", "ollama", "merged", "lora-gguf")
 GGUF_QUANTS = ("f16", "bf16", "q8_0", "q4_0")  # written by booktune itself, in numpy
 K_QUANTS = ("q2_k", "q3_k_s", "q3_k_m", "q3_k_l", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k")  # llama-quantize
 

@@ -28,13 +28,18 @@ def _umask() -> int:
     return mask
 
 
+def new_file_mode() -> int:
+    """The mode a plain new file gets under the process's umask (mkstemp's temp files are 0600 instead)."""
+    return 0o666 & ~_umask()
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write `text` to `path` through a temp file in the same folder and an atomic rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
+        os.fchmod(fd, new_file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
@@ -107,10 +112,6 @@ def stray_of(name: str) -> str | None:
     """The entry a temp or swap-out name belongs to (`.adapter.old` -> 'adapter'), or None for other names."""
     m = _STRAY.fullmatch(name)
     return m.group("name") if m else None
-
-
-def is_stray(name: str) -> bool:
-    return stray_of(name) is not None
 
 
 def recover_strays(folder: Path, owned: set[str]) -> list[str]:

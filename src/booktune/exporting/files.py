@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from booktune.exporting.errors import ExportError
+from booktune.fsutil import new_file_mode
 
 
 @contextlib.contextmanager
@@ -18,6 +19,7 @@ def scratch_path(path: str | Path) -> Iterator[Path]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, new_file_mode())  # the export appears as a plain file would, not as a private temp
         os.close(fd)
     except OSError as e:
         raise ExportError(f"{path}: cannot write here: {e.strerror or e}") from None

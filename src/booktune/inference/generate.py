@@ -60,6 +60,7 @@ def generate_replies(model: Any, tokenizer: Any, prompts: list[list[dict]], *, m
     stops = stop_token_ids(tokenizer)
     out = model.generate(input_ids=batch, attention_mask=mask, max_new_tokens=max_new_tokens,
                          eos_token_id=stops, pad_token_id=pad, **sampling(temperature, top_p))  # [B, T + new]
-    return [Reply(tokenizer.decode(row[width:], skip_special_tokens=True, clean_up_tokenization_spaces=False).strip(),
-                  any(int(t) in stops for t in row[width:]))
-            for row in out]
+    new, ends = out[:, width:].tolist(), set(stops)  # one copy to the host, not one per token
+    return [Reply(tokenizer.decode(row, skip_special_tokens=True, clean_up_tokenization_spaces=False).strip(),
+                  any(t in ends for t in row))
+            for row in new]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from transformers import TrainerCallback
 
 from booktune.console import progress_bar
 from booktune.errors import BooktuneError
+from booktune.fsutil import atomic_write_json
 from booktune.runfolder import RUN_FILE
 
 
@@ -59,10 +59,7 @@ class DescribeCheckpoint(TrainerCallback):
         if state.is_world_process_zero:
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if folder.is_dir():
-                data = {**self.metadata, "global_step": state.global_step}
-                tmp = folder / f".{RUN_FILE}.tmp"
-                tmp.write_text(json.dumps(data, indent=2, default=str))
-                tmp.replace(folder / RUN_FILE)
+                atomic_write_json(folder / RUN_FILE, {**self.metadata, "global_step": state.global_step})
 
 
 class NoClosingEval(TrainerCallback):

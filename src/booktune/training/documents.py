@@ -42,11 +42,14 @@ def allowed(position_ids: torch.Tensor, window: int | None = None) -> torch.Tens
 def mask_mapping(config: Any, position_ids: torch.Tensor, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     """{layer type: additive (batch, 1, seq, seq) mask} for eager attention, as GPT-OSS's forward accepts it."""
     window = getattr(config, "sliding_window", None)
-    out = {}
-    for kind in set(getattr(config, "layer_types", None) or ["full_attention"]):
-        ok = allowed(position_ids, window if kind == "sliding_attention" else None)
-        out[kind] = torch.zeros(ok.shape, dtype=dtype, device=ok.device).masked_fill(~ok, torch.finfo(dtype).min)
-    return out
+    kinds = set(getattr(config, "layer_types", None) or ["full_attention"])
+    full = allowed(position_ids)
+    ok = {"full_attention": full} if "full_attention" in kinds else {}
+    if "sliding_attention" in kinds:
+        q = torch.arange(position_ids.shape[-1], device=position_ids.device)
+        ok["sliding_attention"] = full & (q[:, None] - q[None, :] < window) if window else full
+    return {kind: torch.zeros(m.shape, dtype=dtype, device=m.device).masked_fill(~m, torch.finfo(dtype).min)
+            for kind, m in ok.items()}
 
 
 def decoder(model: Any) -> Any:

@@ -127,6 +127,9 @@ class Batching:
     # Packed steps padded to their full bin, so every step has one shape: compiled kernels (Unsloth's flex
     # attention and MoE kernels for GPT-OSS) are built and tuned once instead of for each new length.
     fixed_width: bool = False
+    # The model's own masks would let packed examples mix (backends/base.py MASK_WITHOUT_POSITIONS): booktune hands
+    # its attention per-example masks (Backend.isolate, training/documents.py).
+    masks: bool = False
 
     def rows_per_step(self, batch_size: int) -> int:
         """Dataset rows the loader takes per step: flattened packed steps are one row of the whole step's tokens."""

@@ -48,7 +48,7 @@ from booktune.devices import (
 from booktune.errors import BooktuneError
 from booktune.outputs import OutputDir, reached
 from booktune.training.backends import Backend, BackendError, LoraSettings, resolve
-from booktune.training.rate import with_learning_rate
+from booktune.training.rate import rate_line, with_learning_rate
 from booktune.training.scaleout import ScaleOut, early_strategy, full_state_dict, scale_out
 
 
@@ -81,11 +81,13 @@ class Setup:
 
 
 def train_adapter(data_dir: str | Path, run: OutputDir, config: Config, *, resume: bool = False,
-                  base_model: Any = None, tokenizer: Any = None, scored_after: bool = False) -> TrainResult:
+                  base_model: Any = None, tokenizer: Any = None, held_rows: list[dict[str, Any]] | None = None,
+                  scored_after: bool = False) -> TrainResult:
     """Train a LoRA adapter on DATA's train split and save it in RUN (opened by runfolder.open_run, which checked
     it). `base_model`/`tokenizer` reuse loaded ones (a base model must come from the backend that trains it:
-    `Backend.load_base`). `scored_after`: the caller scores the finished adapter on the held-out split itself, so
-    the trainer's own evaluation at the last step is skipped."""
+    `Backend.load_base`), `held_rows` the held-out split already tokenized by `tokenizer` (dataset.rows).
+    `scored_after`: the caller scores the finished adapter on the held-out split itself, so the trainer's own
+    evaluation at the last step is skipped."""
     # 0. The backend first: Unsloth patches transformers, TRL and PEFT when imported.
     backend, backend_note = resolve(config.train.backend, pick_device(config.train.device),
                                     early_strategy(config.train.distributed))
@@ -110,8 +112,9 @@ def train_adapter(data_dir: str | Path, run: OutputDir, config: Config, *, resum
     check_data_dir(data_dir)  # before any model loads: a wrong folder should fail in a second
     tokenizer = tokenizer or load_tokenizer(t.model, trust_remote_code=t.trust_remote_code)
     rows, report = train_rows(data_dir, tokenizer, max_seq_length=t.max_seq_length, truncation=t.truncation)
-    held = heldout_rows(data_dir, tokenizer, max_seq_length=t.max_seq_length,
-                        truncation=t.truncation) if t.eval_steps else []
+    if held_rows is None and t.eval_steps:
+        held_rows = heldout_rows(data_dir, tokenizer, max_seq_length=t.max_seq_length, truncation=t.truncation)
+    held = held_rows if t.eval_steps else []
 
     # 2. The trainer: precision, scale-out, model + LoRA, batches, TRL's SFTTrainer (build_trainer).
     metadata = run_metadata(base_model=t.model, data_dir=str(data_dir), config=dump_config(config))
@@ -360,6 +363,6 @@ def print_plan(setup: Setup, report: Any, rate_why: str = "set") -> None:
     for line in report.lines():
         console.print(f"  {line}")
     console.print(f"  optimizer steps: {steps} ({per_step} rows per step)")
-    console.print(f"  learning rate: {args.learning_rate:g} ({rate_why})", markup=False)
+    console.print(f"  {rate_line(args, rate_why)}", markup=False)
     for line in setup_lines(setup):
         console.print(f"  {line}")

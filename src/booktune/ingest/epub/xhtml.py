@@ -66,8 +66,9 @@ def parse_xhtml_counted(data: bytes) -> tuple[etree._Element | None, int, int]:
             fallback = lxml_html.document_fromstring(data)
         except (etree.ParserError, ValueError):
             fallback = None
-        if _words(fallback) > kept:
-            root, kept = fallback, _words(fallback)
+        words = _words(fallback)
+        if words > kept:
+            root, kept = fallback, words
     return root, kept, total
 
 

@@ -23,6 +23,11 @@ from booktune.training.packing import FLASH, MASKED, Batching
 MASK_WITHOUT_POSITIONS = ("gpt_oss",)
 
 
+def text_model_type(model: Any) -> str:
+    """The model type of `model`'s language part ('llama', 'gpt_oss', ...)."""
+    return getattr(model.config.get_text_config(), "model_type", "")
+
+
 class BackendError(BooktuneError):
     """A backend that cannot run here; the message names the field and what to do."""
 
@@ -85,9 +90,9 @@ class Backend:
         attn = str(getattr(model.config, "_attn_implementation", "") or "").split("@")[0].split(":")[0]
         if attn in FLASH or attn.startswith("kernels-community/"):
             return Batching("packed", True, f"{attn} varlen")
-        model_type = getattr(model.config.get_text_config(), "model_type", "")
+        model_type = text_model_type(model)
         if attn == "eager" and model_type in MASK_WITHOUT_POSITIONS:
-            return Batching("packed", False, "eager attention under booktune's per-example masks")
+            return Batching("packed", False, "eager attention under booktune's per-example masks", masks=True)
         if attn in MASKED and model_type in MASK_WITHOUT_POSITIONS:
             return Batching("bucketed", False, f"transformers builds {model_type}'s {attn} mask without packed-example "
                                                "boundaries")
@@ -96,9 +101,9 @@ class Backend:
         return Batching("bucketed", False, f"attention {attn!r} has no packed-sequence support")
 
     def isolate(self, model: Any, batching: Batching) -> None:
-        """Make packed rows keep their examples apart where the model's own masks would not (documents.py)."""
-        model_type = getattr(model.config.get_text_config(), "model_type", "")
-        if batching.mode == "packed" and model_type in MASK_WITHOUT_POSITIONS:
+        """Hand the attention per-example masks built from the position ids where `batching` asks for them (the
+        model's own masks would let packed examples mix: MASK_WITHOUT_POSITIONS; documents.py)."""
+        if batching.masks:
             from booktune.training.documents import hand_masks
 
             hand_masks(model)

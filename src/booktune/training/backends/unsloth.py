@@ -11,7 +11,13 @@ import os
 import sys
 from typing import Any
 
-from booktune.training.backends.base import Backend, BackendError, LoraSettings
+from booktune.training.backends.base import (
+    MASK_WITHOUT_POSITIONS,
+    Backend,
+    BackendError,
+    LoraSettings,
+    text_model_type,
+)
 from booktune.training.packing import Batching
 
 # The names Unsloth's notebooks pass; filtered to the projections a model has. Unsloth adds GPT-OSS's fused
@@ -56,7 +62,7 @@ class UnslothBackend(Backend):
         return FastLanguageModel.from_pretrained(
             model_name=path, max_seq_length=max_seq_length, dtype=prec.dtype, load_in_4bit=prec.load_in_4bit,
             trust_remote_code=trust_remote_code, local_files_only=os.path.isdir(path),
-            **({"offload_embedding": True} if getattr(prec, "offload_embeddings", False) else {}))[0]
+            **({"offload_embedding": True} if prec.offload_embeddings else {}))[0]
 
     def add_lora(self, model: Any, lora: LoraSettings, prec: Any, *, packing: bool) -> tuple[Any, Any]:
         from unsloth import FastLanguageModel
@@ -72,19 +78,18 @@ class UnslothBackend(Backend):
         return peft_model, None
 
     def batching(self, model: Any, packing: bool) -> Batching:
-        model_type = getattr(model.config.get_text_config(), "model_type", "")
+        model_type = text_model_type(model)
         if not packing:
             return Batching("bucketed", False, "packing off")
         if model_type in UNISOLATED:
             return Batching("bucketed", False, f"Unsloth cannot isolate packed {model_type} examples")
-        if model_type == "gpt_oss":
+        if model_type in MASK_WITHOUT_POSITIONS:
             return Batching("packed", True, "Unsloth's flex attention, each example masked to itself by booktune",
-                            fixed_width=True)
+                            fixed_width=True, masks=True)
         return Batching("packed", True, "Unsloth packed attention")
 
     def isolate(self, model: Any, batching: Batching) -> None:
-        model_type = getattr(model.config.get_text_config(), "model_type", "")
-        if batching.mode == "packed" and model_type == "gpt_oss":
+        if batching.masks:
             isolate_flex_examples(model)
 
 
