@@ -60,7 +60,8 @@ def test_on_packed_seed_shaped_rows_the_ranks_carry_almost_equal_tokens():
     drawn = sum(max(rank_tokens(w, lengths, 4, 2)) for w in steps)
     dealt = sum(max(rank_tokens(balance_window(w, lengths, 4, 1, 2), lengths, 4, 2)) for w in steps)
     ideal = sum(sum(lengths[i] for i in w) / 2 for w in steps)  # a step lasts as long as its heaviest rank
-    assert dealt / ideal < 1.01 < 1.02 < drawn / ideal  # measured: 0.6 % over the ideal, against 3.2 % as drawn
+    # measured: 0.15 % over the ideal, against 1.7 % as drawn (pack has already evened the rows out)
+    assert dealt / ideal < 1.005 < 1.01 < drawn / ideal
 
 
 def test_under_accelerates_sharding_each_step_holds_the_one_process_rows():

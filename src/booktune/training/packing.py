@@ -1,11 +1,12 @@
 """Batches for training: examples packed into `max_seq_length` rows without cross-talk, or padded to a few lengths.
 
-Packing. Examples are packed best-fit-decreasing into rows of at most `max_seq_length` tokens. Each example keeps
+Packing. Examples are packed best-fit-decreasing into rows of at most `max_seq_length` tokens, and the rows evened
+out so that each holds about as many tokens as the others (no short last step). Each example keeps
 its own position ids (restarting at 0) and the first label of each example is masked, so no token is predicted
 from the end of the previous example. Attention stays inside each example because transformers 5 reads the
 restarting position ids, when no attention mask is passed, as packed-sequence boundaries:
 - FlashAttention (flash_attention_2/3, booktune's varlen path) gets cu_seqlens: the batch is flattened into
-  one row, with no padding at all;
+  one row, padded only to a multiple of ALIGN tokens;
 - SDPA, eager and flex attention get a block-diagonal mask: rows stay rows, padded at the end, the padding
   forming its own segment with no labels;
 - Unsloth infers the same boundaries from a flattened row (batch 1, no mask); for GPT-OSS, whose masks transformers
@@ -23,17 +24,19 @@ a tenth of a second or more each.
 from __future__ import annotations
 
 import bisect
+import heapq
 from dataclasses import dataclass
 from typing import Any
 
 IGNORE = -100
+ALIGN = 16  # every batch is padded to a multiple of this many tokens
 FLASH = ("flash_attention_2", "flash_attention_3", "booktune_varlen")
 MASKED = ("sdpa", "eager", "flex_attention")
 
 
 def pack(rows: list[dict[str, Any]], max_len: int, bin_len: int = 0) -> list[dict[str, Any]]:
     """Best-fit-decreasing packing of {'input_ids', 'labels'} rows of at most `max_len` tokens into rows of at most
-    `bin_len` tokens (`max_len` when 0), with 'seq_lengths'."""
+    `bin_len` tokens (`max_len` when 0), with 'seq_lengths'; the rows are then evened out (`_even`)."""
     bin_len = max(bin_len, max_len)
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i]["input_ids"]))
     bins: list[list[int]] = []
@@ -50,7 +53,47 @@ def pack(rows: list[dict[str, Any]], max_len: int, bin_len: int = 0) -> list[dic
         else:
             bins.append([i])
             bisect.insort(free, (bin_len - n, len(bins) - 1))
+    _even(bins, [len(r["input_ids"]) for r in rows], bin_len)
     return [_join([rows[i] for i in members]) for members in bins]
+
+
+def _even(bins: list[list[int]], lengths: list[int], bin_len: int, partners: int = 32) -> None:
+    """Swaps examples between bins, in place, until their token counts are close to equal. Best-fit leaves its
+    last bin part-empty, and a step of few tokens is a short step: evened, every step costs about the same, which
+    keeps step times steady and ranks of a distributed run in step. Each round takes the fullest or emptiest bin
+    and the one move (an example moved, or two swapped) with one of its `partners` opposites that cuts the spread
+    of loads most; the number of bins never changes."""
+    loads = [sum(lengths[i] for i in b) for b in bins]
+    for _ in range(min(4 * len(bins), 2000)):
+        lows = heapq.nsmallest(partners, range(len(bins)), key=loads.__getitem__)
+        highs = heapq.nlargest(partners, range(len(bins)), key=loads.__getitem__)
+        if loads[highs[0]] - loads[lows[0]] <= bin_len // 256:  # even enough: a step's time varies more than that
+            return
+        best = max((_best_move(bins, lengths, loads, h, lows[0], bin_len) for h in highs),
+                   default=(0, None), key=lambda m: m[0])
+        best = max([best] + [_best_move(bins, lengths, loads, highs[0], lo, bin_len) for lo in lows],
+                   key=lambda m: m[0])
+        if best[1] is None:
+            return
+        h, lo, i, j = best[1]
+        a = bins[h].pop(i)
+        if j is not None:
+            bins[h].append(bins[lo].pop(j))
+        bins[lo].append(a)
+        loads[h], loads[lo] = (sum(lengths[k] for k in b) for b in (bins[h], bins[lo]))
+
+
+def _best_move(bins, lengths, loads, h: int, lo: int, bin_len: int) -> tuple[int, tuple | None]:
+    """(gain, (h, lo, i, j)): move example i of the fuller bin h into bin lo, in exchange for example j of lo
+    (None: for nothing), shrinking their summed squared loads by gain = d * (gap - d), d the tokens moved."""
+    gap = loads[h] - loads[lo]
+    best: tuple[int, tuple | None] = (0, None)
+    for i, a in enumerate(bins[h]):
+        for j, b in [(None, 0), *enumerate(bins[lo])]:
+            d = lengths[a] - (0 if j is None else lengths[b])
+            if 0 < d < gap and loads[lo] + d <= bin_len and d * (gap - d) > best[0]:
+                best = (d * (gap - d), (h, lo, i, j))
+    return best
 
 
 def _join(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -69,6 +112,7 @@ class PackedCollator:
     flatten=True: one row of all tokens (FlashAttention varlen, Unsloth). flatten=False: rows padded to the
     longest, padding as a separate segment (transformers' block-diagonal masks for SDPA / eager / flex).
     width: rows padded to at least this many tokens (the same shape every step, for compiled attention kernels).
+    Rows are always padded to a multiple of ALIGN tokens.
     """
 
     pad_token_id: int
@@ -83,7 +127,10 @@ class PackedCollator:
         pos = [[p for n in r["seq_lengths"] for p in range(n)] for r in rows]
         if self.flatten:
             ids, labels, pos = [sum(ids, [])], [sum(labels, [])], [sum(pos, [])]
-        width = max(self.width, *(len(x) for x in ids))
+        # Aligned token counts: the weight gradients reduce over the tokens, and cuBLAS falls back to slow
+        # unaligned kernels when their count is not a multiple of 8 (docs/benchmarks.md, profile of the 8B step);
+        # Triton compiles a kernel variant per divisibility by 16 of its integer arguments.
+        width = -(-max(self.width, *(len(x) for x in ids)) // ALIGN) * ALIGN
         for i in range(len(ids)):
             gap = width - len(ids[i])
             ids[i] += [self.pad_token_id] * gap
