@@ -48,6 +48,20 @@ QUESTION_WRITERS = ("auto", "keywords", "model", "file")  # prepare.question_wri
 TRACKERS = ("tensorboard", "wandb", "mlflow", "trackio")  # train.report_to: what TRL's SFTConfig passes metrics to
 
 
+
+def name_list(value: Any, known: tuple[str, ...], what: str, choices: str) -> Any:
+    """A comma-separated field ('continue,answer'; a config file may give a list) as lower-case names without
+    repeats, each one of `known`; a value of another type is left to the field's own type check."""
+    if isinstance(value, (list, tuple)):
+        value = ",".join(map(str, value))
+    if not isinstance(value, str):
+        return value
+    names = list(dict.fromkeys(n.strip().lower() for n in value.split(",") if n.strip()))
+    unknown = [n for n in names if n not in known]
+    if not names or unknown:
+        raise ValueError(f"unknown {what} {(unknown or [''])[0]!r} (use {choices})")
+    return ",".join(names)
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
@@ -103,18 +117,12 @@ class PrepareConfig(_Section):
     @field_validator("tasks", "question_writer", mode="before")
     @classmethod
     def _names(cls, value: Any, info: Any) -> Any:
-        if isinstance(value, (list, tuple)):  # a config file may list them
-            value = ",".join(map(str, value))
-        if not isinstance(value, str):
-            return value
         known = TASKS if info.field_name == "tasks" else QUESTION_WRITERS
-        names = list(dict.fromkeys(n.strip().lower() for n in value.split(",") if n.strip()))
-        unknown = [n for n in names if n not in known]
-        if not names or unknown:
-            raise ValueError(f"unknown name {(unknown or [''])[0]!r} (use {', '.join(known)})")
-        if info.field_name == "question_writer" and len(names) > 1 and names != ["model", "keywords"]:
+        names = name_list(value, known, "name", ", ".join(known))
+        if info.field_name == "question_writer" and isinstance(names, str) and "," in names \
+                and names != "model,keywords":
             raise ValueError("only 'model,keywords' names a fallback writer; 'auto' stands alone")
-        return ",".join(names)
+        return names
 
     @model_validator(mode="after")
     def _overlap_below_chunk(self) -> PrepareConfig:
@@ -223,17 +231,10 @@ class TrainConfig(_Section):
     @field_validator("report_to", mode="before")
     @classmethod
     def _trackers(cls, value: Any) -> Any:
-        if isinstance(value, (list, tuple)):  # a config file may list them
-            value = ",".join(map(str, value))
-        if not isinstance(value, str):
-            return value
-        names = list(dict.fromkeys(n.strip().lower() for n in value.split(",") if n.strip()))
-        unknown = [n for n in names if n not in (*TRACKERS, "none")]
-        if not names or unknown:
-            raise ValueError(f"unknown tracker {(unknown or [''])[0]!r} (use {', '.join(TRACKERS)} or none)")
-        if "none" in names and len(names) > 1:
+        names = name_list(value, (*TRACKERS, "none"), "tracker", f"{', '.join(TRACKERS)} or none")
+        if isinstance(names, str) and "none" in names.split(",") and "," in names:
             raise ValueError("'none' cannot be combined with a tracker")
-        return ",".join(names)
+        return names
 
     @field_validator("gpus", mode="before")
     @classmethod

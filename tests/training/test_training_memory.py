@@ -7,7 +7,9 @@ from transformers import GptOssConfig, LlamaConfig
 from typer.testing import CliRunner
 
 from booktune.config import TrainConfig
+from booktune.training import memory
 from booktune.training.backends import REGISTRY
+from booktune.training.backends.base import BackendError
 from booktune.training.memory import GIB, Shape, describe, largest, lora_params, predict
 
 ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
@@ -146,3 +148,16 @@ def test_offloaded_embeddings_leave_one_table_on_the_gpu_where_the_backend_can()
     assert f"--offload-embeddings (input embedding in CPU memory, slower steps) this run would need " \
            f"{moved.total / GIB:.1f} GiB" in said
     assert "--offload-embeddings" not in "\n".join(describe(shape("gpt_oss"), *run(1, 2048, lora_r=8), 24 * GIB))
+
+
+def test_a_bf16_moe_load_is_refused_on_a_card_too_small_but_not_onto_the_cpu(tmp_path, monkeypatch, capsys):
+    """hf keeps GPT-OSS-20B's experts in bf16 (about 39 GiB): refused onto a 24 GiB card, in one line naming the
+    model; loaded onto the CPU, as FSDP does before sharding it across the cards, only noted."""
+    GptOssConfig(**GPT_OSS_20B).save_pretrained(tmp_path)
+    assert memory.card_memory("cpu") is None
+    cards = {"cuda:1": 24 * GIB, "cuda:0": 80 * GIB}
+    monkeypatch.setattr(memory, "card_memory", lambda device=None: cards.get(device))  # no GPU on the test machine
+    with pytest.raises(BackendError, match=rf"{tmp_path}: .* more than this GPU's 24 GiB; use --backend unsloth"):
+        memory.check_hf_quantization(str(tmp_path), REGISTRY["hf"], device="cuda:1")
+    memory.check_hf_quantization(str(tmp_path), REGISTRY["hf"], device="cpu")
+    assert "--backend unsloth quantizes them" in capsys.readouterr().out

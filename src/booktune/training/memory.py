@@ -204,15 +204,19 @@ def load_shape(spec: str, *, trust_remote_code: bool = False) -> Shape:
         raise PlanError(f"{source.name}: cannot read the model config: {str(e).splitlines()[0]}") from None
 
 
-def card_memory() -> float | None:
-    """Total memory of the first CUDA GPU, in bytes; None without one."""
+def card_memory(device: str | None = None) -> float | None:
+    """Total memory of `device`'s CUDA GPU (the first when None), in bytes; None without a GPU or for a CPU device."""
     import torch
 
-    return float(torch.cuda.get_device_properties(0).total_memory) if torch.cuda.is_available() else None
+    if not torch.cuda.is_available() or (device is not None and not str(device).startswith("cuda")):
+        return None
+    return float(torch.cuda.get_device_properties(torch.device(device or "cuda").index or 0).total_memory)
 
 
-def check_hf_quantization(spec: str, backend: Backend, *, trust_remote_code: bool = False) -> None:
-    """Before loading a 4-bit base: say that MoE experts stay bf16, and refuse when the weights cannot fit."""
+def check_hf_quantization(spec: str, backend: Backend, *, device: str | None = None,
+                          trust_remote_code: bool = False) -> None:
+    """Before loading a 4-bit base onto `device`: say that MoE experts stay bf16, and refuse when the weights cannot
+    fit that card. A load onto the CPU (FSDP's, which then shards the weights across the cards) is not refused."""
     from booktune.config import TrainConfig
 
     shape = load_shape(spec, trust_remote_code=trust_remote_code)
@@ -220,7 +224,7 @@ def check_hf_quantization(spec: str, backend: Backend, *, trust_remote_code: boo
     if not experts_stay_bf16(shape, train, backend):
         return
     weights = weight_bytes(shape, train, backend)[0]
-    card = card_memory()
+    card = card_memory(device)
     message = (f"{spec}: bitsandbytes cannot quantize this model's {shape.experts} fused MoE experts, so its weights "
                f"alone take {weights / GIB:.1f} GiB on the {backend.name} backend")
     if card is not None and weights + CONTEXT > card:

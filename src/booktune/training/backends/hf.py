@@ -32,7 +32,7 @@ class HfBackend(Backend):
         from booktune.training.memory import check_hf_quantization
 
         if prec.load_in_4bit:
-            check_hf_quantization(spec, self, trust_remote_code=trust_remote_code)
+            check_hf_quantization(spec, self, device=prec.device, trust_remote_code=trust_remote_code)
         return load_model(spec, device=prec.device, dtype=prec.dtype, load_in_4bit=prec.load_in_4bit,
                           trust_remote_code=trust_remote_code)
 
