@@ -48,7 +48,6 @@ QUESTION_WRITERS = ("auto", "keywords", "model", "file")  # prepare.question_wri
 TRACKERS = ("tensorboard", "wandb", "mlflow", "trackio")  # train.report_to: what TRL's SFTConfig passes metrics to
 
 
-
 def name_list(value: Any, known: tuple[str, ...], what: str, choices: str) -> Any:
     """A comma-separated field ('continue,answer'; a config file may give a list) as lower-case names without
     repeats, each one of `known`; a value of another type is left to the field's own type check."""
@@ -61,6 +60,7 @@ def name_list(value: Any, known: tuple[str, ...], what: str, choices: str) -> An
     if not names or unknown:
         raise ValueError(f"unknown {what} {(unknown or [''])[0]!r} (use {choices})")
     return ",".join(names)
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
@@ -119,8 +119,7 @@ class PrepareConfig(_Section):
     def _names(cls, value: Any, info: Any) -> Any:
         known = TASKS if info.field_name == "tasks" else QUESTION_WRITERS
         names = name_list(value, known, "name", ", ".join(known))
-        if info.field_name == "question_writer" and isinstance(names, str) and "," in names \
-                and names != "model,keywords":
+        if info.field_name == "question_writer" and "," in str(names) and names != "model,keywords":
             raise ValueError("only 'model,keywords' names a fallback writer; 'auto' stands alone")
         return names
 
@@ -232,7 +231,7 @@ class TrainConfig(_Section):
     @classmethod
     def _trackers(cls, value: Any) -> Any:
         names = name_list(value, (*TRACKERS, "none"), "tracker", f"{', '.join(TRACKERS)} or none")
-        if isinstance(names, str) and "none" in names.split(",") and "," in names:
+        if "none" in str(names).split(",") and "," in str(names):
             raise ValueError("'none' cannot be combined with a tracker")
         return names
 
