@@ -69,18 +69,19 @@ def _even(bins: list[list[int]], lengths: list[int], bin_len: int, partners: int
         highs = heapq.nlargest(partners, range(len(bins)), key=loads.__getitem__)
         if loads[highs[0]] - loads[lows[0]] <= bin_len // 256:  # even enough: a step's time varies more than that
             return
-        best = max((_best_move(bins, lengths, loads, h, lows[0], bin_len) for h in highs),
-                   default=(0, None), key=lambda m: m[0])
-        best = max([best] + [_best_move(bins, lengths, loads, highs[0], lo, bin_len) for lo in lows],
-                   key=lambda m: m[0])
-        if best[1] is None:
+        pairs = [(h, lows[0]) for h in highs] + [(highs[0], lo) for lo in lows]
+        _, move = max((_best_move(bins, lengths, loads, h, lo, bin_len) for h, lo in pairs), key=lambda m: m[0])
+        if move is None:
             return
-        h, lo, i, j = best[1]
+        h, lo, i, j = move
         a = bins[h].pop(i)
+        moved = lengths[a]
         if j is not None:
-            bins[h].append(bins[lo].pop(j))
+            b = bins[lo].pop(j)
+            bins[h].append(b)
+            moved -= lengths[b]
         bins[lo].append(a)
-        loads[h], loads[lo] = (sum(lengths[k] for k in b) for b in (bins[h], bins[lo]))
+        loads[h], loads[lo] = loads[h] - moved, loads[lo] + moved
 
 
 def _best_move(bins, lengths, loads, h: int, lo: int, bin_len: int) -> tuple[int, tuple | None]:
