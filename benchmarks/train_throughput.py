@@ -129,8 +129,8 @@ def sft_config(spec: dict, **extra):
     return SFTConfig(**(base | extra))
 
 
-def targets(spec: dict) -> list[str] | str:
-    return ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+def targets(spec: dict) -> list[str]:
+    return spec.get("targets") or ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 def run_plain(spec: dict) -> tuple:
@@ -212,7 +212,8 @@ def run_booktune(spec: dict, backend: str, liger: bool = False, device: str = "c
                     gradient_checkpointing=True, offload_activations=offload, liger="on" if liger else "off",
                     batch_size=spec["batch"], max_seq_length=spec["seq"], lora_r=spec["lora_r"],
                     lora_alpha=2 * spec["lora_r"], learning_rate=2e-4, max_steps=spec["warmup"] + spec["steps"],
-                    packing=packing, offload_embeddings=offload_embeddings, save_steps=100000, eval_steps=0, seed=42)
+                    packing=packing, offload_embeddings=offload_embeddings, save_steps=100000, eval_steps=0, seed=42,
+                    target_modules=spec.get("targets") or ["all-linear"])
     tok = AutoTokenizer.from_pretrained(spec["model_dir"])
     rows = rows_for(spec, AutoConfig.from_pretrained(spec["model_dir"]).vocab_size)
     setup = build_trainer(t, Path(f"/tmp/bench-out/{spec['run']}"), rows, [], tok, backend=chosen)
@@ -305,11 +306,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--lora-r", type=int, default=16)
+    ap.add_argument("--targets", type=lambda v: v.split(","), default=None,
+                    help="comma-separated LoRA target modules of every run (default: all seven projections; on "
+                         "GPT-OSS Unsloth maps the MLP names onto the experts)")
     ap.add_argument("--optim", default="adamw_torch_fused", help="optimizer of the plain run (TRL's default)")
     ap.add_argument("--timeout", type=int, default=400, help="seconds per run")
     ap.add_argument("--prewarm", action="store_true",
-                    help="first run each shape's first run for 2 untimed steps, so that every timed run finds "
-                         "Unsloth's and Triton's compile caches filled (the first process otherwise pays for them)")
+                    help="run every run once untimed, on the same rows and steps, before its timed run: Triton "
+                         "compiles a kernel again for each new specialization of its integer arguments (a count "
+                         "divisible by 16 or not), so only a pass over the same steps fills the disk caches that "
+                         "the timed run then reads")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -342,9 +348,11 @@ def drive(a: argparse.Namespace) -> None:
                     "warmup": a.warmup, "batch": a.gpt_oss_batch if gpt_oss else a.batch,
                     "lora_r": 8 if gpt_oss else a.lora_r, "optim": "adamw_8bit" if gpt_oss else a.optim,
                     "data": a.data if a.data != "auto" else "full" if gpt_oss else "seed",
-                    "peak_tflops": peak, "active_params": active_params(build_config(shape))}
-            if a.prewarm and run == a.runs[0]:
-                print(json.dumps({"prewarm": run_child(spec | {"steps": 1, "warmup": 1}, a.timeout).get("run")}))
+                    "peak_tflops": peak, "active_params": active_params(build_config(shape)), "targets": a.targets}
+            if a.prewarm:
+                warm = run_child(spec, a.timeout)
+                print(json.dumps({"prewarm": run, "tokens_per_s": warm.get("tokens_per_s"),
+                                  "step_s": warm.get("step_s"), "error": warm.get("error")}), flush=True)
             row = run_child(spec, a.timeout)
             print(json.dumps(row), flush=True)
             with a.out.open("a") as f:

@@ -108,8 +108,9 @@ MEASURED = [("8b", "unsloth", 4, 16, True, 7.41), ("8b", "hf", 4, 16, True, 9.37
             ("8b", "unsloth-kept", 4, 16, True, 9.05), ("8b", "unsloth", 4, 16, True, 7.36),
             ("8b", "hf", 4, 16, True, 9.45)]
 # GPT-OSS-20B packed under booktune's per-example masks (H200): batch 1 and 2, with the input embedding in CPU memory
-# or not (offload_embeddings).
-MEASURED_OSS = [(1, False, 13.88), (2, False, 14.19), (1, True, 12.81), (2, True, 13.11)]
+# or not (offload_embeddings), LoRA on attention and experts or on attention alone.
+MEASURED_OSS = [(1, False, True, 13.88), (2, False, True, 14.19), (1, True, True, 12.81), (2, True, True, 13.11),
+                (2, True, False, 12.20), (2, False, False, 13.28)]
 
 
 @pytest.mark.parametrize("kind,backend,batch,r,experts,gib", MEASURED)
@@ -119,9 +120,10 @@ def test_predictions_are_within_15_percent_of_measured_peaks(kind, backend, batc
     assert predict(shape(kind), *settings).allocated / GIB == pytest.approx(gib, rel=0.15)
 
 
-@pytest.mark.parametrize("batch,offloaded,gib", MEASURED_OSS)
-def test_gpt_oss_predictions_are_within_15_percent_of_packed_peaks(batch, offloaded, gib):
-    settings = run(batch, 2048, lora_r=8, offload_embeddings=offloaded)
+@pytest.mark.parametrize("batch,offloaded,experts,gib", MEASURED_OSS)
+def test_gpt_oss_predictions_are_within_15_percent_of_packed_peaks(batch, offloaded, experts, gib):
+    settings = run(batch, 2048, lora_r=8, offload_embeddings=offloaded,
+                   target_modules=["all-linear"] if experts else ATTENTION)
     assert predict(shape("gpt_oss"), *settings).allocated / GIB == pytest.approx(gib, rel=0.15)
 
 
@@ -148,6 +150,19 @@ def test_offloaded_embeddings_leave_one_table_on_the_gpu_where_the_backend_can()
     assert f"--offload-embeddings (input embedding in CPU memory, slower steps) this run would need " \
            f"{moved.total / GIB:.1f} GiB" in said
     assert "--offload-embeddings" not in "\n".join(describe(shape("gpt_oss"), *run(1, 2048, lora_r=8), 24 * GIB))
+
+
+def test_an_moe_run_too_big_is_told_what_lora_on_attention_alone_would_need():
+    """Expert LoRA (92M of GPT-OSS-20B's 96M trainable parameters at r8) is the lever a 16 GB card needs."""
+    settings = run(2, 2048, lora_r=8, offload_embeddings=True)
+    lean = predict(shape("gpt_oss"), *run(2, 2048, lora_r=8, offload_embeddings=True, target_modules=ATTENTION))
+    said = "\n".join(describe(shape("gpt_oss"), *settings, 12.8 * GIB))
+    assert f"--target-modules o_proj) this run would need {lean.total / GIB:.1f} GiB" in said
+    assert lean.total < predict(shape("gpt_oss"), *settings).total - 0.5 * GIB
+    assert "attention alone" not in "\n".join(describe(shape("gpt_oss"), *settings, 24 * GIB))  # it fits
+    assert "attention alone" not in "\n".join(describe(shape("8b"), *run(4, 2048), 4 * GIB))  # dense: no experts
+    attention_only = run(2, 2048, lora_r=8, target_modules=ATTENTION)
+    assert "attention alone" not in "\n".join(describe(shape("gpt_oss"), *attention_only, 8 * GIB))  # already
 
 
 def test_a_bf16_moe_load_is_refused_on_a_card_too_small_but_not_onto_the_cpu(tmp_path, monkeypatch, capsys):

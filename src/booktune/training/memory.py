@@ -239,6 +239,23 @@ def estimate(train: TrainConfig, backend: Backend) -> Plan:
     return predict(shape, gpu_view(train), backend)
 
 
+ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+def attention_only_line(shape: Shape, train: TrainConfig, backend: Backend, card_bytes: float,
+                        total: float) -> list[str]:
+    """Where LoRA on MoE experts makes a run too big: what LoRA on attention alone would need. Expert LoRA is most
+    of an MoE run's trainable parameters (with their gradients and optimizer state)."""
+    if not shape.experts or total <= card_bytes:
+        return []
+    lean = train.model_copy(update={"target_modules": ATTENTION})
+    if lora_params(shape, lean, backend) >= lora_params(shape, train, backend):
+        return []
+    need = predict(shape, lean, backend).total
+    flags = " ".join(f"--target-modules {name}" for name in ATTENTION)
+    return [f"  with LoRA on attention alone ({flags}) this run would need {need / GIB:.1f} GiB"]
+
+
 def describe(shape: Shape, train: TrainConfig, backend: Backend, card_bytes: float) -> list[str]:
     """The lines `booktune plan` prints."""
     train = gpu_view(train)
@@ -256,6 +273,7 @@ def describe(shape: Shape, train: TrainConfig, backend: Backend, card_bytes: flo
         moved = predict(shape, train.model_copy(update={"offload_embeddings": True}), backend).total
         lines.append(f"  with --offload-embeddings (input embedding in CPU memory, slower steps) this run would need "
                      f"{moved / GIB:.1f} GiB")
+    lines += attention_only_line(shape, train, backend, card_bytes, p.total)
     batch = largest(shape, train, backend, card_bytes, "batch_size")
     seq = largest(shape, train, backend, card_bytes, "max_seq_length")
     batch = f"{batch}+" if batch == 256 else batch or "none"  # the search stops at 256
