@@ -73,9 +73,8 @@ def run(books: Sequence[PathLike] | PathLike, out: PathLike = "outputs/booktune"
         resume: bool = False, overwrite: bool = False, **overrides: Any) -> RunResult:
     """prepare -> held-out loss -> train -> held-out loss -> samples -> report -> export (OUT/export; `format`
     'none' skips it) -> summary. Returns a RunResult."""
-    from booktune.dataset import load_conversations
     from booktune.devices import pick_device
-    from booktune.evaluation.heldout import answers, score, voice
+    from booktune.evaluation.heldout import score
     from booktune.evaluation.placement import with_adapter
     from booktune.exporting.export import check_export
     from booktune.ingest import discover
@@ -95,18 +94,29 @@ def run(books: Sequence[PathLike] | PathLike, out: PathLike = "outputs/booktune"
     data_dir, run_folder, export_dir = _pipeline_folders(Path(out), resume=resume, overwrite=overwrite)
     prepare(books, data_dir, config=cfg, overwrite=overwrite)
 
-    held = load_conversations(data_dir, "eval")
     base, tokenizer, rows, separate = _eval_base(cfg, data_dir, backend)
     before = score(base, rows, tokenizer, e.eval_batch_size, "held-out loss (base)")
     result = train_adapter(data_dir, run_folder, cfg, resume=resume, base_model=None if separate else base,
                            tokenizer=tokenizer, held_rows=rows, scored_after=True)
     tuned = with_adapter(base, result.adapter_dir) if separate else result.model
-    after = score(tuned, rows, tokenizer, e.eval_batch_size, "held-out loss (tuned)")
-    samples, voice_report = voice(tuned, tokenizer, held, e, seed=t.seed)
-    answer_report = answers(tuned, tokenizer, held, load_conversations(data_dir, "train"), e, seed=t.seed)
+    measured = _measure_tuned(tuned, tokenizer, rows, data_dir, e, seed=t.seed)
     del tuned, base, result  # the export reloads the base in full precision: free the training copy first
-    return _record(run_folder.path, data_dir, before, after, samples, voice_report, answer_report, started,
-                   whole_run=True, export=(cfg, export_dir), overwrite=overwrite)
+    return _record(run_folder.path, data_dir, before, *measured, started, whole_run=True, export=(cfg, export_dir),
+                   overwrite=overwrite)
+
+
+def _measure_tuned(tuned: Any, tokenizer: Any, rows: list[dict], data_dir: Path, e: Any,
+                   *, seed: int) -> tuple[dict[str, Any], list[Any], dict[str, Any], dict[str, Any]]:
+    """What `run` and `evaluate` measure of the tuned model: held-out loss, continuations and their voice, and free
+    answers to the held-out questions; each against the base, which the adapter switched off gives."""
+    from booktune.dataset import load_conversations
+    from booktune.evaluation.heldout import answers, score, voice
+
+    after = score(tuned, rows, tokenizer, e.eval_batch_size, "held-out loss (tuned)")
+    held = load_conversations(data_dir, "eval")
+    samples, voice_report = voice(tuned, tokenizer, held, e, seed=seed)
+    answer_report = answers(tuned, tokenizer, held, load_conversations(data_dir, "train"), e, seed=seed)
+    return after, samples, voice_report, answer_report
 
 
 def _record(run_dir: Path, data_dir: Path, before: dict[str, Any], after: dict[str, Any], samples: list[Any],
@@ -141,11 +151,10 @@ def evaluate(run_dir: PathLike, data: PathLike | None = None, *, config: ConfigL
     """What `run` measures, for a run trained on its own: held-out loss of the base model and of RUN's adapter on
     DATA's eval split (default: the DATA the run trained on), base and tuned continuations of held-out prompts and
     their voice distance. Recorded in RUN/booktune.json and RUN/report.html; returns a RunResult."""
-    from booktune.dataset import load_conversations
     from booktune.dataset.io import check_data_dir
     from booktune.dataset.rows import heldout_rows
     from booktune.devices import pick_device
-    from booktune.evaluation.heldout import answers, score, voice
+    from booktune.evaluation.heldout import score
     from booktune.evaluation.placement import load_eval_base, with_adapter
     from booktune.model import load_tokenizer
     from booktune.runfolder import read_run, run_train_config
@@ -161,11 +170,8 @@ def evaluate(run_dir: PathLike, data: PathLike | None = None, *, config: ConfigL
     rows = heldout_rows(data_dir, tokenizer, max_seq_length=t.max_seq_length, truncation=t.truncation)
     before = score(base, rows, tokenizer, e.eval_batch_size, "held-out loss (base)")
     tuned = with_adapter(base, Path(run_dir) / "adapter")
-    after = score(tuned, rows, tokenizer, e.eval_batch_size, "held-out loss (tuned)")
-    held = load_conversations(data_dir, "eval")
-    samples, voice_report = voice(tuned, tokenizer, held, e, seed=t.seed)
-    answer_report = answers(tuned, tokenizer, held, load_conversations(data_dir, "train"), e, seed=t.seed)
-    return _record(Path(run_dir), data_dir, before, after, samples, voice_report, answer_report, started)
+    return _record(Path(run_dir), data_dir, before, *_measure_tuned(tuned, tokenizer, rows, data_dir, e, seed=t.seed),
+                   started)
 
 
 def _pipeline_folders(out: Path, *, resume: bool, overwrite: bool) -> tuple[Path, Any, Path]:

@@ -70,7 +70,8 @@ def test_other_peft_scales_are_folded_into_b(llama, tmp_path):
     variant = tmp_path / "variant"
     shutil.copytree(llama.adapter, variant)
     config = json.loads((variant / "adapter_config.json").read_text())
-    config.update(use_rslora=True, alpha_pattern={"v_proj": 16})
+    # PEFT's pattern keys: a module name's tail, or a regex over the tail (here layer 0's k_proj only)
+    config.update(use_rslora=True, alpha_pattern={"v_proj": 16, r"layers\.0\.self_attn\.k_p\w+": 24})
     (variant / "adapter_config.json").write_text(json.dumps(config))
     plain = values(gguf.GGUFReader(write_lora_gguf(llama.adapter, llama.base, tmp_path / "plain.gguf")))
     folded = values(gguf.GGUFReader(write_lora_gguf(variant, llama.base, tmp_path / "folded.gguf")))
@@ -78,6 +79,10 @@ def test_other_peft_scales_are_folded_into_b(llama, tmp_path):
                                rtol=1e-6)  # sqrt(4) = 2
     np.testing.assert_allclose(folded["blk.0.attn_v.weight.lora_b"], plain["blk.0.attn_v.weight.lora_b"] * 4,
                                rtol=1e-6)  # alpha 16 instead of 8, times sqrt(4)
+    np.testing.assert_allclose(folded["blk.0.attn_k.weight.lora_b"], plain["blk.0.attn_k.weight.lora_b"] * 6,
+                               rtol=1e-6)  # alpha 24, times sqrt(4)
+    np.testing.assert_allclose(folded["blk.1.attn_k.weight.lora_b"], plain["blk.1.attn_k.weight.lora_b"] * 2,
+                               rtol=1e-6)  # the regex names layer 0 alone
     np.testing.assert_array_equal(folded["blk.0.attn_q.weight.lora_a"], plain["blk.0.attn_q.weight.lora_a"])
 
 

@@ -204,7 +204,7 @@ def _merge_to_scratch(folder: OutputDir, source: Source, dtype: str) -> Path:
     folder.remove(SCRATCH)  # left by an interrupted export
     scratch = folder.claim(SCRATCH)
     return merge_adapter(source.base_dir, source.adapter_dir, scratch, dtype=dtype,
-                         stop_ids=stop_token_ids(source.tokenizer))
+                         stop_ids=stop_token_ids(source.tokenizer), tokenizer=source.tokenizer)
 
 
 WRITERS = {"gguf": write_model_gguf, "ollama": write_model_gguf, "merged": write_merged,

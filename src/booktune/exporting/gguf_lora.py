@@ -109,14 +109,8 @@ def _gguf_name(base_name: str, name_map: gguf.TensorNameMap, hp: Hparams, arch: 
 def _peft_scale(config: dict[str, Any], base_name: str, rank: int) -> float:
     """PEFT's scale for this module: alpha / rank, or alpha / sqrt(rank) with rsLoRA, per-module patterns
     included. llama.cpp applies alpha / rank with one alpha, so any other scale is folded into B."""
-    module = base_name.removesuffix(".weight")
-    alpha = _pattern(config.get("alpha_pattern") or {}, module, config["lora_alpha"])
+    from peft.utils.other import get_pattern_key  # PEFT's own matching: a key is a regex ending at a dot boundary
+
+    patterns = config.get("alpha_pattern") or {}
+    alpha = patterns.get(get_pattern_key(patterns.keys(), base_name.removesuffix(".weight")), config["lora_alpha"])
     return alpha / (math.sqrt(rank) if config.get("use_rslora") else rank)
-
-
-def _pattern(patterns: dict[str, Any], module: str, default: Any) -> Any:
-    """PEFT's get_pattern_key, simplified: a key matches when the module name ends with it at a dot boundary."""
-    for key, value in patterns.items():
-        if module == key or module.endswith("." + key):
-            return value
-    return default

@@ -20,11 +20,11 @@ DTYPES = ("bf16", "fp16", "fp32")
 
 
 def merge_adapter(base_dir: str | Path, adapter_dir: str | Path, out_dir: str | Path, *, dtype: str = "bf16",
-                  stop_ids: Sequence[int] = ()) -> Path:
+                  stop_ids: Sequence[int] = (), tokenizer: Any = None) -> Path:
     """Merge the PEFT adapter in `adapter_dir` into the base model in `base_dir` (a local HF folder) and write the
     result to `out_dir`, replacing it whole (atomically). The tokenizer and chat template are the adapter folder's
-    (the run's own); `stop_ids` become generation_config.json's eos_token_id list, so generation stops at every
-    end-of-turn token of the template."""
+    (the run's own; `tokenizer` when the caller has loaded it already); `stop_ids` become generation_config.json's
+    eos_token_id list, so generation stops at every end-of-turn token of the template."""
     import torch
 
     base_dir, adapter_dir, out_dir = Path(base_dir), Path(adapter_dir), Path(out_dir)
@@ -36,7 +36,7 @@ def merge_adapter(base_dir: str | Path, adapter_dir: str | Path, out_dir: str | 
         raise ExportError(f"{base_dir}: no config.json here, so no base model to merge into")
     merged = merged_model(base_dir, adapter_dir)
     merged.to({"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype])
-    tokenizer = adapter_tokenizer(adapter_dir)
+    tokenizer = tokenizer if tokenizer is not None else adapter_tokenizer(adapter_dir)
     try:
         with atomic_dir(out_dir) as tmp:
             merged.save_pretrained(tmp, safe_serialization=True)
