@@ -10,7 +10,7 @@ from booktune.config import PrepareConfig
 from booktune.dataset import load_conversations
 from booktune.dataset.questions import Context, write_questions
 from booktune.dataset.questions.file import QuestionsFileError
-from booktune.dataset.questions.keywords import ONE_PHRASE, TWO_PHRASES, keyword_questions
+from booktune.dataset.questions.keywords import _TOKEN, ONE_PHRASE, TWO_PHRASES, key_phrases, keyword_questions
 from booktune.template import IGNORE, build_example
 
 
@@ -48,6 +48,15 @@ def test_keyword_questions_ask_about_the_passages_own_words_in_varied_forms(wald
         for phrase in topic.replace(", and about ", " and ").split(" and "):
             assert phrase.lower() in passage.lower(), (phrase, question)
     assert len({form_of(q) for q in questions}) >= 4
+
+
+def test_a_word_counts_in_every_case_it_is_written_in():
+    """'knowledge' four times and 'Knowledge' once to start a sentence is five uses: more than the river's three."""
+    text = ("We seek the knowledge we lack, the knowledge of old, the knowledge of the river, the knowledge that "
+            "stays. The river bends and the river runs. Knowledge is a gift.")
+    from collections import Counter
+
+    assert key_phrases(_TOKEN.findall(text), Counter(), 1, {"knowledge", "river", "gift"}, n=1) == ["knowledge"]
 
 
 def test_answer_examples_answer_with_the_passage_verbatim(answer_data):

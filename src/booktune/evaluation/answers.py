@@ -23,7 +23,8 @@ MODELS = ("base", "tuned", "author")
 
 
 def compare_answers(peft_model: Any, tokenizer: Any, held: list[dict[str, Any]], *, n: int, max_new_tokens: int,
-                    temperature: float, top_p: float, seed: int) -> tuple[list[dict[str, Any]], list, list]:
+                    temperature: float, top_p: float, seed: int,
+                    batch_size: int = 16) -> tuple[list[dict[str, Any]], list, list]:
     """(questions, base replies, tuned replies) for `n` held-out answer examples spread over the split; answers
     of up to `max_new_tokens` tokens (0: `answer_limit`)."""
     questions = pick_records([r for r in held if r.get("task") == "answer"], n)
@@ -31,7 +32,7 @@ def compare_answers(peft_model: Any, tokenizer: Any, held: list[dict[str, Any]],
         return [], [], []
     limit = max_new_tokens or answer_limit(tokenizer, questions)
     base, tuned = paired_replies(peft_model, tokenizer, questions, max_new_tokens=limit,
-                                 temperature=temperature, top_p=top_p, seed=seed)
+                                 temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size)
     return questions, base, tuned
 
 

@@ -5,6 +5,8 @@ The base model is the PeftModel with its adapter switched off (`disable_adapter(
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,25 +32,69 @@ def pick_records(records: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
 
 def paired_replies(peft_model: Any, tokenizer: Any, records: list[dict[str, Any]], *, max_new_tokens: int,
                    temperature: float, top_p: float, seed: int,
-                   batch_size: int = 8) -> tuple[list[Reply], list[Reply]]:
+                   batch_size: int = 16) -> tuple[list[Reply], list[Reply]]:
     """(base, tuned) replies to each record's conversation without its answer; base is the adapter switched off,
     and each batch is seeded alike for both."""
     kw = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
     was_training = peft_model.training
     peft_model.eval()
-    base, tuned = [], []
-    for i in range(0, len(records), batch_size):
-        prompts = [r["messages"][:-1] for r in records[i : i + batch_size]]
-        tuned += generate_replies(peft_model, tokenizer, prompts, seed=seed + i, **kw)
-        with peft_model.disable_adapter():
-            base += generate_replies(peft_model, tokenizer, prompts, seed=seed + i, **kw)
+    starts = range(0, len(records), batch_size)
+
+    def replies() -> list[Reply]:
+        return [reply for i in starts for reply in generate_replies(
+            peft_model, tokenizer, [r["messages"][:-1] for r in records[i : i + batch_size]], seed=seed + i, **kw)]
+
+    with folded_adapter(peft_model):
+        tuned = replies()
+    with peft_model.disable_adapter():
+        base = replies()
     peft_model.train(was_training)
     return base, tuned
 
 
+def foldable_layers(peft_model: Any) -> list[Any]:
+    """The LoRA layers whose product can be folded into a copy of their weight for sampling: plain Linear layers
+    on the CPU (no quantized base, no DoRA), where a copy of the weights is cheap; [] if any other layer is there."""
+    from peft.tuners.lora import LoraLayer
+    from peft.tuners.lora.layer import Linear
+
+    layers = [m for m in peft_model.modules() if isinstance(m, LoraLayer)]
+    if any(type(m) is not Linear or any(m.use_dora.values()) or m.get_base_layer().weight.device.type != "cpu"
+           for m in layers):
+        return []
+    return layers
+
+
+@contextlib.contextmanager
+def folded_adapter(peft_model: Any) -> Iterator[None]:
+    """The tuned model, sampled with each layer's LoRA product folded into a copy of its weight (one matmul a layer
+    instead of three) where `foldable_layers` allows; the layers' own weights are swapped back untouched after.
+    Elsewhere the adapter runs as it is."""
+    import torch
+
+    layers = foldable_layers(peft_model)
+    if not layers:
+        yield
+        return
+    own = []
+    with torch.no_grad():
+        for layer in layers:
+            weight = layer.get_base_layer().weight
+            own.append((weight, weight.data))
+            deltas = [layer.get_delta_weight(name).float() for name in layer.active_adapters if name in layer.lora_A]
+            # new storage, rounded once to the weight's dtype: the layer's own weight stays as it was
+            weight.data = (weight.data.float() + sum(deltas)).to(weight.dtype)
+    try:
+        with peft_model.disable_adapter():
+            yield
+    finally:
+        for weight, data in own:
+            weight.data = data
+
+
 def compare_continuations(peft_model: Any, tokenizer: Any, records: list[dict[str, Any]], *, n: int,
                           max_new_tokens: int, temperature: float, top_p: float, seed: int,
-                          batch_size: int = 8) -> list[Comparison]:
+                          batch_size: int = 16) -> list[Comparison]:
     """Base (adapter off) and tuned continuations of `n` held-out prompts, each batch seeded alike for both."""
     picked = pick_records([r for r in records if r.get("task", "continue") == "continue"], n)
     base, tuned = paired_replies(peft_model, tokenizer, picked, max_new_tokens=max_new_tokens,

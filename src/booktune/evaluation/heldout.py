@@ -43,7 +43,8 @@ def voice(model: Any, tokenizer: Any, held: list[dict], e: EvalConfig, *, seed: 
         return [], {}
     with console.status(f"continuing {min(n, len(held))} held-out prompts with the base and the tuned model"):
         pairs = compare_continuations(model, tokenizer, held, n=n, max_new_tokens=e.max_new_tokens,
-                                      temperature=e.temperature, top_p=e.top_p, seed=seed)
+                                      temperature=e.temperature, top_p=e.top_p, seed=seed,
+                                      batch_size=e.sample_batch_size)
     report = voice_report([p.reference for p in pairs], [p.base for p in pairs], [p.tuned for p in pairs])
     report["prompts"] = len(pairs)
     report["continuations"] = [p.__dict__ for p in pairs]
@@ -64,7 +65,7 @@ def answers(model: Any, tokenizer: Any, held: list[dict], train: list[dict], e: 
     with console.status("answering held-out questions with the base and the tuned model"):
         questions, base, tuned = compare_answers(model, tokenizer, held, n=e.voice_prompts,
                                                  max_new_tokens=e.answer_tokens, temperature=e.temperature,
-                                                 top_p=e.top_p, seed=seed)
+                                                 top_p=e.top_p, seed=seed, batch_size=e.sample_batch_size)
     report = answer_measures(questions, base, tuned, train)
     report["samples"] = [{"id": q["id"], "question": q["question"], "base": b.text, "tuned": t.text,
                           "reference": q["passage"]} for q, b, t in zip(questions, base, tuned)]

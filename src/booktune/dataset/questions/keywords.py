@@ -47,10 +47,10 @@ TWO_PHRASES = (
 )
 
 
-def candidate_phrases(text: str, longest: int = 3) -> list[str]:
-    """Runs of up to `longest` content words, as they are written in the passage."""
+def candidate_phrases(tokens: Sequence[str], longest: int = 3) -> list[str]:
+    """Runs of up to `longest` content words among a passage's tokens (`_TOKEN`), as they are written."""
     phrases, run = [], []
-    for token in [*_TOKEN.findall(text), "."]:
+    for token in [*tokens, "."]:
         if len(token) > 2 and token.lower() not in STOP_WORDS and not token.lower().endswith("ly"):
             run.append(token)  # punctuation, short words, stop words and adverbs end a run
             continue
@@ -60,12 +60,12 @@ def candidate_phrases(text: str, longest: int = 3) -> list[str]:
     return phrases
 
 
-def noun_like(passages: Sequence[str]) -> set[str]:
+def noun_like(tokenized: Sequence[Sequence[str]]) -> set[str]:
     """Words the text somewhere puts right after a determiner and right before a stop word or punctuation ("the
     table is", "a dove."): nouns, mostly, where an adjective would be followed by its noun. No tagger needed."""
     found = set()
-    for p in passages:
-        tokens = [t.lower() for t in _TOKEN.findall(p)]
+    for passage in tokenized:
+        tokens = [t.lower() for t in passage]
         found |= {b for a, b, c in zip(tokens, tokens[1:], tokens[2:])
                   if a in DETERMINERS and (c in STOP_WORDS or not c[0].isalpha())}
     return found
@@ -78,17 +78,19 @@ def _words(phrase: str) -> list[str]:
     return phrase.lower().split()
 
 
-def document_frequencies(passages: Sequence[str]) -> Counter:
-    return Counter(w for p in passages for w in {w for ph in candidate_phrases(p, 1) for w in _words(ph)})
+def document_frequencies(tokenized: Sequence[Sequence[str]]) -> Counter:
+    return Counter(w for p in tokenized for w in {w for ph in candidate_phrases(p, 1) for w in _words(ph)})
 
 
-def key_phrases(passage: str, df: Counter, documents: int, nouns: set[str], n: int = 2) -> list[str]:
+def key_phrases(tokens: Sequence[str], df: Counter, documents: int, nouns: set[str], n: int = 2) -> list[str]:
     """The passage's `n` best key phrases, none repeating another's words. A phrase must end in a noun-like word; a
     phrase of several words must occur twice (a run of words that merely sit together once is no topic); its score
-    is its words' summed TF-IDF times its count."""
-    phrases = Counter(candidate_phrases(passage))
-    tf = Counter({w: c for w, c in phrases.items() if " " not in w})
-    tf = Counter({w.lower(): tf[w] for w in tf})
+    is its words' summed TF-IDF times its count, where a word's count takes in every case it is written in."""
+    phrases = Counter(candidate_phrases(tokens))
+    tf: Counter = Counter()
+    for word, count in phrases.items():
+        if " " not in word:
+            tf[word.lower()] += count
     weight = {w: c * math.log((1 + documents) / (1 + df[w])) for w, c in tf.items()}
     fit = [ph for ph, c in phrases.items() if _words(ph)[-1] in nouns and (" " not in ph or c > 1)]
     scored = sorted(fit, key=lambda ph: (-phrases[ph] * sum(weight.get(w, 0.0) for w in _words(ph)), ph))
@@ -120,6 +122,8 @@ def lowered(phrase: str, lower_words: set[str]) -> str:
 
 def keyword_questions(passages: Sequence[str]) -> list[str | None]:
     """One question per passage (None where a passage has no content word), TF-IDF over `passages`."""
-    df, nouns = document_frequencies(passages), noun_like(passages)
-    lower_words = {t for p in passages for t in _TOKEN.findall(p) if t.islower()}
-    return [phrase_question(p, key_phrases(p, df, len(passages), nouns), lower_words) for p in passages]
+    tokenized = [_TOKEN.findall(p) for p in passages]  # each passage tokenized once
+    df, nouns = document_frequencies(tokenized), noun_like(tokenized)
+    lower_words = {t for tokens in tokenized for t in tokens if t.islower()}
+    return [phrase_question(p, key_phrases(tokens, df, len(passages), nouns), lower_words)
+            for p, tokens in zip(passages, tokenized)]
