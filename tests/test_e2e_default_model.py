@@ -18,8 +18,8 @@ def test_booktune_run_on_the_default_model(tmp_path):
            "--max-steps", "8", "--learning-rate", "1e-3", "--samples", "1", "--max-new-tokens", "24",
            "--answer-tokens", "24",
            "--logging-steps", "2", "--save-steps", "4", "--tasks", "continue,answer",
-           # a small held-out split and two voice prompts: every stage runs, scoring stays minutes on 2 cores
-           "--eval-fraction", "0.04", "--voice-prompts", "2", "--eval-steps", "0"]
+           # a small held-out split, two voice prompts and two questions: every stage runs, scoring stays minutes
+           "--eval-fraction", "0.04", "--voice-prompts", "2", "--answer-questions", "2", "--eval-steps", "0"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500, env={**os.environ, "COLUMNS": "120"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = proc.stdout

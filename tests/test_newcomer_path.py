@@ -67,7 +67,7 @@ def test_prepare_train_chat_notebook_and_the_notebook_runs(tmp_path, tiny_model_
     notebook = tmp_path / "NoteBooks" / "Thoreau" / "finetune.ipynb"
     (tmp_path / "chat.toml").write_text("[chat]\nmax_new_tokens = 5\n")  # the notebook's chat cell reads [chat]
     booktune("notebook", BOOK, "--out", notebook, *tiny, *TINY_DATA, *TINY_RUN, "--system-prompt", SYSTEM,
-             "--samples", 1, "--voice-prompts", 1, "--max-new-tokens", 5, "--kernel", "python3",
+             "--samples", 1, "--voice-prompts", 1, "--answer-questions", 1, "--max-new-tokens", 5, "--kernel", "python3",
              "--config", tmp_path / "chat.toml")
     outputs = execute(notebook)
     assert "before:" in outputs and "after:" in outputs and "learning rate: 0.001" in outputs

@@ -247,6 +247,10 @@ class EvalConfig(_Section):
         16, ge=0, description="Held-out prompts continued by base and tuned model for the voice distance."
     )
     max_new_tokens: int = Field(120, ge=1, le=32768, description="Tokens per sample continuation.")
+    answer_questions: int = Field(
+        -1, ge=-1, description="Held-out questions answered by base and tuned model for the answers' voice, length "
+                               "and attribution (-1: every one; 0: none)."
+    )
     answer_tokens: int = Field(
         0, ge=0, le=32768, description="Longest free answer to a held-out question, in tokens (0: the author's "
                                        "longest passage among those compared, and a tenth more, so answers can run "

@@ -59,3 +59,21 @@ def test_answers_get_room_for_the_authors_length(default_tokenizer):
     longest = len(tok(passages[1], add_special_tokens=False)["input_ids"])
     assert longest > 200
     assert answer_limit(tok, [{"passage": p} for p in passages]) == -(-longest * 11 // 10)
+
+
+def test_every_held_out_question_is_answered_unless_fewer_are_asked_for(tiny_run_dir, tiny_data_dir):
+    """By default base and tuned answer each held-out question; answer_questions N answers N; 0 answers none."""
+    from booktune.config import EvalConfig
+    from booktune.dataset import load_conversations
+    from booktune.evaluation.heldout import answers
+    from booktune.inference.session import load_run_model
+
+    model, tokenizer, _ = load_run_model(tiny_run_dir, device="cpu")
+    held, train = load_conversations(tiny_data_dir, "eval"), load_conversations(tiny_data_dir, "train")
+    asked = [r for r in held if r.get("task") == "answer"]
+    assert len(asked) >= 3
+    fast = {"samples": 0, "voice_prompts": 1, "answer_tokens": 2}
+    every = answers(model, tokenizer, held, train, EvalConfig(**fast), seed=0)
+    assert every["questions"] == len(asked) and {s["id"] for s in every["samples"]} == {r["id"] for r in asked}
+    assert answers(model, tokenizer, held, train, EvalConfig(**fast, answer_questions=2), seed=0)["questions"] == 2
+    assert answers(model, tokenizer, held, train, EvalConfig(**fast, answer_questions=0), seed=0) == {}

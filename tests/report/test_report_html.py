@@ -15,8 +15,8 @@ from booktune.runfolder import RunError
 
 CHROMIUM = Path("/usr/bin/chromium")
 TINY = {"max_steps": 4, "save_steps": 2, "logging_steps": 1, "eval_steps": 2, "learning_rate": 5e-3,
-        "chunk_words": 120, "overlap_words": 20, "samples": 2, "voice_prompts": 4, "max_new_tokens": 8, "answer_tokens": 8,
-        "format": "none"}  # the export has tests of its own (tests/exporting)
+        "chunk_words": 120, "overlap_words": 20, "samples": 2, "voice_prompts": 4, "answer_questions": 4,
+        "max_new_tokens": 8, "answer_tokens": 8, "format": "none"}  # the export has tests of its own (tests/exporting)
 
 
 @pytest.fixture(scope="module")

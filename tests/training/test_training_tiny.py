@@ -175,7 +175,7 @@ def test_evaluate_measures_a_run_that_train_made(tmp_path, tiny_data_dir, tiny_m
     booktune.train(tiny_data_dir, tmp_path, model=str(tiny_model_dir), eval_steps=3, **TINY)
     trained = json.loads((tmp_path / "booktune.json").read_text())["log_history"]
     assert [e["step"] for e in trained if "eval_loss" in e] == [3, 4]  # train alone also scores its last step
-    result = booktune.evaluate(tmp_path, samples=1, voice_prompts=1, max_new_tokens=3, answer_tokens=3,
+    result = booktune.evaluate(tmp_path, samples=1, voice_prompts=1, answer_questions=1, max_new_tokens=3, answer_tokens=3,
                               eval_batch_size=8)
     assert result.data_dir == tiny_data_dir and len(result.samples) == 1  # the DATA the run trained on
     assert result.before["tokens"] == result.after["tokens"] > 0
