@@ -36,7 +36,7 @@ def main() -> None:
     meta = read_run(args.run)
     t = run_train_config(args.run, meta)
     data_dir = Path(meta["data_dir"])
-    e = EvalConfig(**{**meta["config"]["eval"], "voice_prompts": args.questions})
+    e = EvalConfig(**{**meta["config"]["eval"], "voice_prompts": args.questions, "answer_questions": args.questions})
     model = with_adapter(load_eval_base(t, pick_device(t.device), False), args.run / "adapter")
     tokenizer = load_tokenizer(t.model)
     held, train = load_conversations(data_dir, "eval"), load_conversations(data_dir, "train")
