@@ -27,18 +27,12 @@ def main() -> None:
 
     from booktune.config import EvalConfig
     from booktune.dataset import load_conversations
-    from booktune.devices import pick_device
     from booktune.evaluation.heldout import answers, voice
-    from booktune.evaluation.placement import load_eval_base, with_adapter
-    from booktune.model import load_tokenizer
-    from booktune.runfolder import read_run, run_train_config
+    from booktune.inference.session import load_run_model
 
-    meta = read_run(args.run)
-    t = run_train_config(args.run, meta)
+    model, tokenizer, meta = load_run_model(args.run)  # as `booktune chat` loads it: the run's base and adapter
     data_dir = Path(meta["data_dir"])
     e = EvalConfig(**{**meta["config"]["eval"], "voice_prompts": args.questions, "answer_questions": args.questions})
-    model = with_adapter(load_eval_base(t, pick_device(t.device), False), args.run / "adapter")
-    tokenizer = load_tokenizer(t.model)
     held, train = load_conversations(data_dir, "eval"), load_conversations(data_dir, "train")
     draws = []
     for seed in args.seeds:
@@ -52,11 +46,10 @@ def main() -> None:
     print(f"continuations: Delta base {[round(d['voice']['delta_base'], 3) for d in draws]}, "
           f"tuned {[round(d['voice']['delta_tuned'], 3) for d in draws]}")
     for key in ("base", "tuned"):
-        cut = [1 - d["delta"]["tuned"] / d["delta"]["base"] for d in draws] if key == "tuned" else None
-        acc = [d["attribution"][key] for d in draws]
-        print(f"{key}: Delta {[round(d['delta'][key], 3) for d in draws]}, attribution {acc}")
-        if cut:
-            print(f"tuned closer than base by {[f'{c:.1%}' for c in cut]} (mean {statistics.fmean(cut):.1%})")
+        print(f"{key}: Delta {[round(d['delta'][key], 3) for d in draws]}, "
+              f"attribution {[d['attribution'][key] for d in draws]}")
+    cut = [1 - d["delta"]["tuned"] / d["delta"]["base"] for d in draws]
+    print(f"tuned closer than base by {[f'{c:.1%}' for c in cut]} (mean {statistics.fmean(cut):.1%})")
 
 
 if __name__ == "__main__":

@@ -60,10 +60,10 @@ def answers(model: Any, tokenizer: Any, held: list[dict], train: list[dict], e: 
 
     trained_authors = set(training_passages(train))  # an author held out whole (--eval-books) has no profile
     held = [r for r in held if r.get("task") == "answer" and r["author"] in trained_authors]
-    n = len(held) if e.answer_questions < 0 else e.answer_questions
-    if n == 0 or not held:
+    n = len(held) if e.answer_questions < 0 else min(e.answer_questions, len(held))
+    if n == 0:
         return {}
-    with console.status(f"answering {min(n, len(held))} held-out questions with the base and the tuned model"):
+    with console.status(f"answering {n} held-out questions with the base and the tuned model"):
         questions, base, tuned = compare_answers(model, tokenizer, held, n=n,
                                                  max_new_tokens=e.answer_tokens, temperature=e.temperature,
                                                  top_p=e.top_p, seed=seed, batch_size=e.sample_batch_size)
