@@ -13,6 +13,7 @@ differ. The profiler and the sampler cost some speed, so its step times are for 
 throughput (train_throughput.py does that).
 
     python3 benchmarks/step_trace.py --run booktune --warmup 3 --steps 12 --out trace.json
+    python3 benchmarks/step_trace.py --shape gpt-oss-20b --batch 2 --lora-r 8 --warmup 4 --steps 16
 """
 
 from __future__ import annotations
@@ -117,6 +118,31 @@ def gaps(kernels: list[tuple[str, float, float]], top: int = 3) -> list[tuple[fl
     return sorted(found, reverse=True)[:top]
 
 
+def peak_owners(snapshot: dict, top: int = 16) -> dict:
+    """Replays the allocator's trace to the moment the most memory was allocated and groups what was live then by
+    the innermost Python frame outside torch that asked for it: (GiB, frame, blocks)."""
+    live: dict[int, tuple[int, str]] = {}
+    total = peak = 0
+    at_peak: dict[int, tuple[int, str]] = {}
+    for ev in snapshot["device_traces"][0]:
+        if ev["action"] == "alloc":
+            frames = [f for f in ev.get("frames", []) if "/torch/" not in f["filename"]]
+            key = " < ".join(f"{Path(f['filename']).name}:{f['line']}:{f['name']}" for f in frames[:3]) or "(torch)"
+            live[ev["addr"]] = (ev["size"], key)
+            total += ev["size"]
+            if total > peak:
+                peak, at_peak = total, dict(live)
+        elif ev["action"] == "free_completed" and ev["addr"] in live:
+            total -= live.pop(ev["addr"])[0]
+    groups: dict[str, list] = collections.defaultdict(lambda: [0, 0])
+    for size, key in at_peak.values():
+        groups[key][0] += size
+        groups[key][1] += 1
+    ranked = sorted(groups.items(), key=lambda kv: -kv[1][0])[:top]
+    return {"peak_gib": round(peak / 2**30, 3),
+            "owners": [(round(v[0] / 2**30, 3), k, v[1]) for k, v in ranked]}
+
+
 def report(trace, sampler: StackSampler, steps: list[list], warmup: int) -> dict:
     rows = []
     for i, wall in enumerate(trace.walls):
@@ -158,6 +184,14 @@ def main() -> None:
     ap.add_argument("--shape", default="llama-8b")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--batch", type=int, default=4, help="rows of --seq tokens a step")
+    ap.add_argument("--seq", type=int, default=2048)
+    ap.add_argument("--lora-r", type=int, default=16)
+    ap.add_argument("--targets", type=lambda v: v.split(","), default=None,
+                    help="comma-separated LoRA target modules (default: all seven projections)")
+    ap.add_argument("--offload-embeddings", action="store_true", help="booktune run: input embedding in CPU memory")
+    ap.add_argument("--memory", action="store_true",
+                    help="also record every allocation from the model's load on and report what was live at the peak")
     ap.add_argument("--models", type=Path, default=Path("/tmp/bench-models"))
     ap.add_argument("--out", type=Path, default=Path("step_trace.json"))
     a = ap.parse_args()
@@ -166,9 +200,14 @@ def main() -> None:
     from bench_models import build_model
     from torch.profiler import ProfilerActivity, profile
 
-    spec = {"shape": a.shape, "run": a.run, "model_dir": str(build_model(a.shape, a.models)), "seq": 2048,
-            "steps": a.steps, "warmup": a.warmup, "batch": 4, "lora_r": 16, "data": "seed"}
-    trainer = (tt.run_booktune(spec, "auto") if a.run == "booktune" else tt.unsloth_trainer(spec, concat=True))[0]
+    model_dir = str(build_model(a.shape, a.models))
+    if a.memory:
+        torch.cuda.memory._record_memory_history(max_entries=4_000_000, stacks="python")
+    spec = {"shape": a.shape, "run": a.run, "model_dir": model_dir, "seq": a.seq,
+            "steps": a.steps, "warmup": a.warmup, "batch": a.batch, "lora_r": a.lora_r, "data": "seed",
+            "targets": a.targets}
+    trainer = (tt.run_booktune(spec, "auto", offload_embeddings=a.offload_embeddings) if a.run == "booktune"
+               else tt.unsloth_trainer(spec, concat=True))[0]
     sampler = StackSampler()
     trace = tracer_callback(sampler)
     trainer.add_callback(trace)
@@ -178,6 +217,13 @@ def main() -> None:
     sampler.running = False
     torch.cuda.synchronize()
     out = report(trace, sampler, kernels_by_step(prof), a.warmup)
+    if a.memory:
+        out["memory"] = peak_owners(torch.cuda.memory._snapshot())
+        torch.cuda.memory._record_memory_history(enabled=None)
+        print(f"--- allocated at the peak: {out['memory']['peak_gib']} GiB "
+              f"(max_memory_allocated {torch.cuda.max_memory_allocated() / 2**30:.3f} GiB)")
+        for gib, key, n in out["memory"]["owners"]:
+            print(f"  {gib:7.3f} GiB {n:6d} blocks  {key[:200]}")
     a.out.write_text(json.dumps(out | {"run": a.run, "median_wall_ms": statistics.median(trace.walls)}, indent=1))
 
 

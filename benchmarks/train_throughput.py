@@ -23,9 +23,9 @@ Runs:
                         (Unsloth's own path there: one SDPA call per run of equal-length segments)
   unsloth-concat        Unsloth on rows concatenated to max_seq_length with NO isolation (every token attends across
                         examples): the speed anchor isolated packing is measured against
-Numbers: non-padding tokens/s over the timed steps, seconds/step, peak allocated/reserved over the timed steps
-(and over the whole run), model FLOPs utilisation = 6 * active params * tokens/s / the GPU's bf16 matmul peak
-(measured at start), and load time (model + LoRA ready).
+Numbers: non-padding tokens/s over the timed steps, seconds/step, peak allocated/reserved over the timed steps and
+over the load and warm-up steps before them, model FLOPs utilisation = 6 * active params * tokens/s / the GPU's
+bf16 matmul peak (measured at start), and load time (model + LoRA ready).
 """
 
 from __future__ import annotations
@@ -90,10 +90,12 @@ def meter_callback(spec: dict, counter: Counting):
         def __init__(self):
             self.marks: list[float] = []
             self.first_step = None
+            self.warmup_peak = (0.0, 0.0)  # allocated, reserved (GiB) over the load and the warm-up steps
 
         def on_step_begin(self, args, state, control, **kw):
             torch.cuda.synchronize()
             if state.global_step == spec["warmup"]:
+                self.warmup_peak = (torch.cuda.max_memory_allocated() / GIB, torch.cuda.max_memory_reserved() / GIB)
                 torch.cuda.reset_peak_memory_stats()
                 self.marks.append(time.perf_counter())
             if state.global_step == 0:
@@ -266,6 +268,9 @@ def child(spec: dict) -> dict:
             "peak_alloc_gib": round(torch.cuda.max_memory_allocated() / GIB, 2),
             "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / GIB, 2),
             "load_peak_alloc_gib": round(load_peak, 2), "load_s": round(load_s, 1),
+            # the first steps (compiles, autotuning, Unsloth's one-off probes) can peak above the timed steps
+            "warmup_peak_alloc_gib": round(meter.warmup_peak[0], 2),
+            "warmup_peak_reserved_gib": round(meter.warmup_peak[1], 2),
             "first_step_s": round(meter.first_step or 0, 1),
             "losses": [round(e["loss"], 4) for e in trainer.state.log_history if "loss" in e][:3],
             "mfu": round(6 * spec["active_params"] * tok_s / (spec["peak_tflops"] * 1e12), 3)}
