@@ -28,3 +28,16 @@ def test_4bit_without_a_gpu_is_a_one_line_error_naming_the_field():
         choose_precision("cpu", "auto", True, None)
     prec = choose_precision("cpu", "fp32", None, None)
     assert (prec.device, prec.load_in_4bit, prec.gradient_checkpointing, prec.on_gpu) == ("cpu", False, False, False)
+
+
+def test_plain_cuda_picks_the_card_as_unset_does_and_an_index_stands(monkeypatch):
+    # The card list and CUDA's presence are stand-ins here (no GPU on the CI machine); the choice is pure.
+    import torch
+
+    import booktune.devices as devices
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(devices, "visible_cards", lambda: SEED_MACHINE)
+    monkeypatch.setattr(devices, "world", lambda env=None: World(0, 0, 1))
+    assert devices.pick_device("cuda") == devices.pick_device(None) == "cuda:1"  # the 4090, not a bare "cuda"
+    assert devices.pick_device("cuda:0") == "cuda:0" and devices.pick_device("cpu") == "cpu"

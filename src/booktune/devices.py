@@ -130,8 +130,9 @@ def memory_fraction(index: int) -> float:
 
 
 def pick_device(device: str | None = None) -> str:
-    """`device` if given, else the largest CUDA GPU, else the CPU. Under torchrun / `accelerate launch` a CUDA
-    device is always this process's own card, cuda:LOCAL_RANK (the launcher picked the cards)."""
+    """`device` if given, else (and for a plain 'cuda') the largest CUDA GPU, else the CPU. Under torchrun /
+    `accelerate launch` a CUDA device is always this process's own card, cuda:LOCAL_RANK (the launcher picked the
+    cards)."""
     import torch
 
     if device and device.startswith("cuda") and not torch.cuda.is_available():
@@ -142,7 +143,9 @@ def pick_device(device: str | None = None) -> str:
         return "cpu"
     if world().distributed:
         return f"cuda:{world().local_rank}"
-    return device or f"cuda:{default_card(visible_cards()).indices[0]}"
+    if device and device != "cuda":  # a card named by its index; plain "cuda" picks as unset does
+        return device
+    return f"cuda:{default_card(visible_cards()).indices[0]}"
 
 
 def pick_dtype(dtype: str, device: str) -> Any:
