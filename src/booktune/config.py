@@ -141,9 +141,11 @@ class TrainConfig(_Section):
     epochs: float = Field(1.0, gt=0, le=1000, description="Passes over the training split.")
     max_steps: int = Field(-1, ge=-1, description="Stop after this many optimizer steps (-1: run all epochs).")
     learning_rate: float | None = Field(
-        None, gt=0, lt=1, description="Peak learning rate (AdamW, cosine decay). Default: by the model's size, 1e-3 "
-                                      "under 1B parameters (measured on the 135M default, docs/quality.md), 2e-4 "
-                                      "from 1B (the peers' LoRA starting point); `booktune plan` prints it.",
+        None, gt=0, lt=1, description="Peak learning rate (AdamW, cosine decay). Default: by the model's size, and "
+                                      "under 1B parameters by the tasks: 5e-4 when passages are trained as "
+                                      "continuations and answers, 1e-3 when once (both measured on the 135M "
+                                      "default, docs/quality.md); 2e-4 from 1B (the peers' LoRA starting point). "
+                                      "`booktune plan` prints it.",
     )
     warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Share of steps spent warming the learning rate up.")
     batch_size: int = Field(1, ge=1, le=4096, description="Examples per device per step; with packing, rows of "

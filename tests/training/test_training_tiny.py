@@ -167,8 +167,10 @@ def test_report_to_none_keeps_the_loss_plot_and_the_rate_is_by_size(tmp_path, ti
     assert not list(tmp_path.glob("logs/**/events.out.tfevents.*"))  # no TensorBoard
     assert (tmp_path / "loss.png").stat().st_size > 1000
     meta = json.loads((tmp_path / "booktune.json").read_text())
-    assert meta["config"]["train"]["learning_rate"] == 1e-3  # resolved once and recorded: a tiny model, under 1B
-    assert "learning rate: 0.001 (by model size: 0.00B parameters, under 1B" in capsys.readouterr().out
+    # resolved once and recorded: a tiny model, under 1B, on data that trains each passage twice
+    assert meta["config"]["train"]["learning_rate"] == 5e-4
+    assert "learning rate: 0.0005 (by model size: 0.00B parameters, under 1B, passages trained as" in (
+        capsys.readouterr().out)
 
 
 def test_evaluate_measures_a_run_that_train_made(tmp_path, tiny_data_dir, tiny_model_dir):

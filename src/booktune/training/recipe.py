@@ -93,8 +93,9 @@ def train_adapter(data_dir: str | Path, run: OutputDir, config: Config, *, resum
                                     early_strategy(config.train.distributed))
     quiet_libraries()  # before the imports below, some of which speak on import (bitsandbytes on a CPU)
     check_trackers(config.train.report_to)
-    # The learning rate by the model's size unless set, resolved once here: the run file records the value used.
-    t, rate_why = with_learning_rate(config.train)
+    # The learning rate by the model's size and DATA's tasks unless set, resolved once here: the run file records
+    # the value used.
+    t, rate_why = with_learning_rate(config.train, data_dir=data_dir)
     config = config.model_copy(update={"train": t})
     from transformers import set_seed
 
