@@ -41,7 +41,8 @@ def add_shifted_tiling(data: Path, offset: int, target: int = 350, overlap: int 
 
 
 def continuations_only(data: Path) -> int:
-    """Drop the answer examples from the training split (the held-out split keeps them, to be scored); how many."""
+    """Drop the answer examples from the training split (the held-out split keeps them, to be scored); how many.
+    stats.json keeps prepare's counts: nothing here reads them, since the learning rate is always given (--lr)."""
     path = data / "train.jsonl"
     rows = [line for line in path.read_text().splitlines() if line.strip()]
     kept = [line for line in rows if json.loads(line).get("task", "continue") == "continue"]

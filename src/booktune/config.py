@@ -184,7 +184,8 @@ class TrainConfig(_Section):
     save_steps: int = Field(50, ge=1, description="Save a resumable checkpoint every N steps.")
     save_total_limit: int = Field(2, ge=1, description="Checkpoints kept on disk.")
     seed: int = Field(42, description="Random seed for LoRA init and data order.")
-    device: str | None = Field(None, description="Device such as 'cuda:0' or 'cpu' (default: first GPU, else CPU).")
+    device: str | None = Field(None, description="Device such as 'cuda:0' or 'cpu' (default, and for a plain "
+                                                   "'cuda': the largest GPU, else CPU).")
     trust_remote_code: bool = Field(False, description="Allow a Hub model's own Python code to run (off: safer).")
     backend: str = Field(  # checked against the registry (training/backends/) before anything loads
         "auto", description="Training library: 'unsloth', 'hf' (transformers + PEFT + bitsandbytes), or 'auto' "
@@ -275,7 +276,8 @@ class ChatConfig(_Section):
     max_new_tokens: int = Field(300, ge=1, le=32768, description="Longest reply, in tokens.")
     temperature: float = Field(0.8, ge=0, le=10, description="Sampling temperature (0: greedy).")
     top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling threshold.")
-    device: str | None = Field(None, description="Device such as 'cuda:0' or 'cpu' (default: first GPU, else CPU).")
+    device: str | None = Field(None, description="Device such as 'cuda:0' or 'cpu' (default, and for a plain "
+                                                   "'cuda': the largest GPU, else CPU).")
     trust_remote_code: bool = Field(
         False, description="Allow the base model's own Python code to run; never taken from the run folder."
     )
