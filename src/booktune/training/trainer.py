@@ -1,13 +1,18 @@
-"""Which SFTTrainer to use.
+"""Which SFTTrainer to use, and what booktune's trainer does around TRL's.
 
 TRL 1.15's SFTTrainer computes the loss through a fused LM head written in Triton, which CPU builds of PyTorch do not
 ship: the import fails quietly and the first training step raises `'NoneType' object has no attribute 'apply'`.
 Where those kernels are missing we keep everything else of SFTTrainer and compute the loss as transformers' Trainer
 does (the model's own cross-entropy over the labels, normalised by the tokens in the batch).
+
+Under bf16 or fp16 autocast PEFT casts every LoRA layer's input to the adapter's float32 before autocast casts it
+back to 16 bits for the matmul: two copies of the activations per adapted layer, forward and backward, for a
+round trip that changes no bit. `lora_inputs_as_is` skips PEFT's cast for the length of `train()`.
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 
@@ -17,18 +22,31 @@ def fused_head_available() -> bool:
     return getattr(trl_utils, "_ChunkedLogProbFunction", object()) is not None
 
 
-def sft_trainer_class() -> type:
+def sft_trainer_class(*, lora_inputs_as_is: bool = False) -> type:
+    """The SFTTrainer class to build. `lora_inputs_as_is`: training runs under autocast (bf16 or fp16 mixed
+    precision in one process or under DDP), so LoRA layers take their input in its own dtype."""
     from transformers import Trainer
     from trl import SFTTrainer
 
-    if fused_head_available():
-        return SFTTrainer
+    plain_loss = not fused_head_available()
 
-    class PlainLossSFTTrainer(SFTTrainer):
-        """SFTTrainer with transformers' own loss, for machines without Triton (CPU-only PyTorch)."""
+    class BooktuneSFTTrainer(SFTTrainer):
+        def train(self, *args: Any, **kwargs: Any) -> Any:
+            with uncast_lora_inputs(self.model) if lora_inputs_as_is else nullcontext():
+                return super().train(*args, **kwargs)
 
         def compute_loss(self, model: Any, inputs: dict, return_outputs: bool = False,
                          num_items_in_batch: Any = None) -> Any:
-            return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+            if plain_loss:  # no Triton (CPU-only PyTorch): transformers' own loss
+                return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
-    return PlainLossSFTTrainer
+    return BooktuneSFTTrainer
+
+
+def uncast_lora_inputs(model: Any) -> Any:
+    """PEFT's context that leaves LoRA inputs in their dtype; restored on leaving, so that generation after
+    training (no autocast) finds the layers as PEFT made them."""
+    from peft.helpers import disable_input_dtype_casting
+
+    return disable_input_dtype_casting(model)
