@@ -92,14 +92,11 @@ def profile(trainer, batches: list[dict], top: int) -> None:
 
 def fwd_bwd(trainer, batch: dict, *, as_is: bool) -> float:
     """One step's forward and backward, under the bf16 autocast the Trainer (accelerate) wraps the model in."""
-    from contextlib import nullcontext
-
     import torch
-
-    from booktune.training.trainer import uncast_lora_inputs
+    from peft.helpers import disable_input_dtype_casting
 
     trainer.model.zero_grad(set_to_none=True)
-    with uncast_lora_inputs(trainer.model) if as_is else nullcontext(), torch.autocast("cpu", dtype=torch.bfloat16):
+    with disable_input_dtype_casting(trainer.model, active=as_is), torch.autocast("cpu", dtype=torch.bfloat16):
         loss = trainer.compute_loss(trainer.model, dict(batch))
         loss.backward()
     return loss.item()

@@ -202,8 +202,8 @@ def build_trainer(t: TrainConfig, run_dir: Path, rows: list[dict[str, Any]], hel
                     | {"train_sampling_strategy": batching.sampling, "use_liger_kernel": kernels},
                     rows_per_step=batching.rows_per_step(t.batch_size))
     # Under autocast (bf16/fp16) PEFT's float32 cast of every LoRA input is a bit-exact round trip (trainer.py);
-    # the hf backend's layers are PEFT's own, FSDP casts weights itself.
-    as_is = backend.name == "hf" and (args.bf16 or args.fp16) and scale.strategy != "fsdp"
+    # FSDP casts weights itself.
+    as_is = backend.peft_lora_layers and (args.bf16 or args.fp16) and scale.strategy != "fsdp"
     trainer = sft_trainer_class(lora_inputs_as_is=as_is)(
         model=model, args=args, train_dataset=Dataset.from_list(train_data),
         eval_dataset=Dataset.from_list(eval_data) if eval_data else None,  # scored every eval_steps

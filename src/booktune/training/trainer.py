@@ -7,12 +7,12 @@ does (the model's own cross-entropy over the labels, normalised by the tokens in
 
 Under bf16 or fp16 autocast PEFT casts every LoRA layer's input to the adapter's float32 before autocast casts it
 back to 16 bits for the matmul: two copies of the activations per adapted layer, forward and backward, for a
-round trip that changes no bit. `lora_inputs_as_is` skips PEFT's cast for the length of `train()`.
+round trip that changes no bit. `lora_inputs_as_is` skips PEFT's cast for the length of `train()`
+(PEFT's `disable_input_dtype_casting`).
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Any
 
 
@@ -25,6 +25,7 @@ def fused_head_available() -> bool:
 def sft_trainer_class(*, lora_inputs_as_is: bool = False) -> type:
     """The SFTTrainer class to build. `lora_inputs_as_is`: training runs under autocast (bf16 or fp16 mixed
     precision in one process or under DDP), so LoRA layers take their input in its own dtype."""
+    from peft.helpers import disable_input_dtype_casting
     from transformers import Trainer
     from trl import SFTTrainer
 
@@ -32,7 +33,8 @@ def sft_trainer_class(*, lora_inputs_as_is: bool = False) -> type:
 
     class BooktuneSFTTrainer(SFTTrainer):
         def train(self, *args: Any, **kwargs: Any) -> Any:
-            with uncast_lora_inputs(self.model) if lora_inputs_as_is else nullcontext():
+            # restored on leaving: generation after training (no autocast) finds the layers as PEFT made them
+            with disable_input_dtype_casting(self.model, active=lora_inputs_as_is):
                 return super().train(*args, **kwargs)
 
         def compute_loss(self, model: Any, inputs: dict, return_outputs: bool = False,
@@ -42,11 +44,3 @@ def sft_trainer_class(*, lora_inputs_as_is: bool = False) -> type:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     return BooktuneSFTTrainer
-
-
-def uncast_lora_inputs(model: Any) -> Any:
-    """PEFT's context that leaves LoRA inputs in their dtype; restored on leaving, so that generation after
-    training (no autocast) finds the layers as PEFT made them."""
-    from peft.helpers import disable_input_dtype_casting
-
-    return disable_input_dtype_casting(model)

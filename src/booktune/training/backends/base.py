@@ -53,6 +53,7 @@ class Backend:
     offloads_activations = False  # can keep checkpointed layer inputs in CPU memory (`offload_activations`)
     offloads_embeddings = False  # can keep the input embedding in CPU memory (`offload_embeddings`)
     runs_fsdp = True  # trains under the accelerate FSDP plugin that booktune configures
+    peft_lora_layers = True  # LoRA runs through PEFT's own layers, whose input cast autocast makes redundant
 
     def installed(self) -> bool:
         """Whether the library imports here (no GPU needed to say so)."""

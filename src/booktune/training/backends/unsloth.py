@@ -37,6 +37,7 @@ class UnslothBackend(Backend):
     # configures: mixing the two would run half-configured. Under DDP it pins each rank to its LOCAL_RANK card and
     # sets DDP's unused-parameter search for LoRA (unsloth/models/loader_utils.py prepare_device_map).
     runs_fsdp = False
+    peft_lora_layers = False  # Unsloth's fused LoRA kernels take their own dtypes
 
     def installed(self) -> bool:
         return importlib.util.find_spec("unsloth") is not None
