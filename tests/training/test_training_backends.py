@@ -90,6 +90,9 @@ def test_lora_targets_for_each_backend():
     assert unsloth_targets(model, ["q_proj", "v_proj"]) == ["q_proj", "v_proj"]
     prec = types.SimpleNamespace(on_gpu=False)
     _, lora = HF.add_lora(model, LoraSettings(8, 16, 0.0, ["all-linear"]), prec, packing=True)
+    assert model.config._attn_implementation == "booktune_varlen"  # packed rows attend per example on a CPU too
+    batching = HF.batching(model, packing=True)  # no cu_seqlens kernel on a CPU: rows stay rows, as before
+    assert (batching.mode, batching.flatten, batching.why) == ("packed", False, "booktune_varlen, SDPA per example")
     assert lora.r == 8 and lora.lora_alpha == 16 and lora.target_modules == "all-linear"
     _, lora = HF.add_lora(model, LoraSettings(8, 16, 0.0, ["q_proj"]), prec, packing=True)
     assert set(lora.target_modules) == {"q_proj"}

@@ -72,6 +72,28 @@ def test_packed_loss_is_the_sum_of_example_losses(model, attn, flatten):
     torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
 
 
+def test_varlen_keeps_sliding_windows_inside_each_example():
+    """A sliding-window model (Mistral, window 8) packed under the varlen path scores each example as alone."""
+    from transformers import MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(1)
+    config = MistralConfig(vocab_size=97, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, sliding_window=8,
+                           max_position_embeddings=256)
+    mistral = MistralForCausalLM(config).eval().double()
+    varlen.register()
+    rows = random_rows(6, 12, 50, 97, seed=5)
+    mistral.set_attn_implementation("eager")
+    with torch.no_grad():
+        want = one_by_one(mistral, rows)
+        mistral.set_attn_implementation(varlen.NAME)
+        got = summed_loss(mistral, PackedCollator(0, flatten=True)(pack(rows, max_len=128)))
+        mistral.config.sliding_window = None  # the same rows unwindowed score differently: the window was applied
+        unwindowed = summed_loss(mistral, PackedCollator(0, flatten=True)(pack(rows, max_len=128)))
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+    assert abs(unwindowed - want) > 1e-3
+
+
 def test_packing_without_isolation_would_differ(model):
     """The test above can fail: the same packed rows with a plain causal mask give a different loss."""
     model.set_attn_implementation("sdpa")

@@ -30,7 +30,8 @@ from typing import Any
 
 IGNORE = -100
 ALIGN = 16  # every batch is padded to a multiple of this many tokens
-FLASH = ("flash_attention_2", "flash_attention_3", "booktune_varlen")
+VARLEN = "booktune_varlen"  # booktune's own packed attention (varlen.py)
+FLASH = ("flash_attention_2", "flash_attention_3", VARLEN)
 MASKED = ("sdpa", "eager", "flex_attention")
 
 

@@ -18,7 +18,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-NAME = "booktune_varlen"
+from booktune.training.packing import VARLEN as NAME
+
 _last: list = [None, None]  # (position_ids tensor, its (cu_seqlens, max_len)): one host sync per forward, not per layer
 
 
@@ -76,18 +77,26 @@ def flash_varlen_attn(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
 def segment_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: torch.Tensor, scale: float,
                  window: int) -> torch.Tensor:
     """Reference path: causal SDPA on each segment alone. q: [T, Hq, D]; k, v: [T, Hkv, D] -> [T, Hq, D]."""
-    groups = q.shape[1] // k.shape[1]
-    out = torch.empty_like(q)
+    q, k, v = (x.transpose(0, 1).unsqueeze(0) for x in (q, k, v))  # [1, H, T, D]
+    return segments_sdpa(q, k, v, cu, scale, window)[0].transpose(0, 1)
+
+
+def segments_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: torch.Tensor, scale: float,
+                  window: int) -> torch.Tensor:
+    """Causal SDPA on each segment alone, on slices of the heads-first layout the model computes (no copies of
+    q, k, v; grouped KV heads read in place). q: [1, Hq, T, D]; k, v: [1, Hkv, T, D] -> [1, Hq, T, D]. On a CPU
+    this is faster than one SDPA call over the row's block-diagonal mask, which scores every pair of the row's
+    tokens (docs/benchmarks.md, "Per-example attention on a CPU")."""
+    outs = []
     for a, b in zip(cu[:-1].tolist(), cu[1:].tolist()):
-        qs, ks, vs = (x[a:b].transpose(0, 1) for x in (q, k, v))  # [H, L, D]
-        ks, vs = ks.repeat_interleave(groups, 0), vs.repeat_interleave(groups, 0)
         mask = None
         if window >= 0:
             i = torch.arange(b - a, device=q.device)
             mask = (i[:, None] >= i[None, :]) & (i[:, None] - i[None, :] <= window)
-        out[a:b] = F.scaled_dot_product_attention(qs, ks, vs, attn_mask=mask, is_causal=mask is None,
-                                                  scale=scale).transpose(0, 1)
-    return out
+        outs.append(F.scaled_dot_product_attention(q[:, :, a:b], k[:, :, a:b], v[:, :, a:b], attn_mask=mask,
+                                                   is_causal=mask is None, scale=scale,
+                                                   enable_gqa=k.shape[1] != q.shape[1]))
+    return torch.cat(outs, dim=2)
 
 
 def flash_ok(q: torch.Tensor) -> bool:
@@ -108,12 +117,13 @@ def varlen_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
     scale = scaling if scaling is not None else dim ** -0.5
     window = sliding_window - 1 if sliding_window else -1
     cu, max_len = seq_bounds(kwargs.get("position_ids"), batch, seq, query.device)
+    if not flash_ok(query):  # rows laid end to end, heads first: a view, not a copy, for one row
+        q, k, v = (x.transpose(0, 1).reshape(1, x.shape[1], batch * seq, dim) for x in (query, key, value))
+        out = segments_sdpa(q, k, v, cu, scale, window)  # [1, Hq, B * S, D]
+        return out.view(heads, batch, seq, dim).permute(1, 2, 0, 3), None
     q, k, v = (x.transpose(1, 2).reshape(batch * seq, x.shape[1], dim) for x in (query, key, value))
-    if flash_ok(q):
-        out = flash_varlen_attn(q, k, v, cu, cu, max_len, max_len, scale=scale,
-                                window_size=(window, 0) if window >= 0 else (-1, 0))
-    else:
-        out = segment_sdpa(q, k, v, cu, scale, window)
+    out = flash_varlen_attn(q, k, v, cu, cu, max_len, max_len, scale=scale,
+                            window_size=(window, 0) if window >= 0 else (-1, 0))
     return out.view(batch, seq, heads, dim), None
 
 

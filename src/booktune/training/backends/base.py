@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from booktune.errors import BooktuneError
-from booktune.training.packing import FLASH, MASKED, Batching
+from booktune.training.packing import FLASH, MASKED, VARLEN, Batching
 
 # Model types whose transformers modeling builds its attention masks without the position ids (transformers 5.17:
 # gpt_oss), so a packed row's examples would attend to each other under the model's own masks. booktune hands them
@@ -89,6 +89,10 @@ class Backend:
         if not packing:
             return Batching("bucketed", False, "packing off")
         attn = str(getattr(model.config, "_attn_implementation", "") or "").split("@")[0].split(":")[0]
+        if attn == VARLEN and next(model.parameters()).device.type == "cpu":
+            # No kernel to feed cu_seqlens: rows stay rows, as under a block-diagonal mask, and each example of a
+            # row attends through SDPA on its own slice (training/varlen.py).
+            return Batching("packed", False, f"{attn}, SDPA per example")
         if attn in FLASH or attn.startswith("kernels-community/"):
             return Batching("packed", True, f"{attn} varlen")
         model_type = text_model_type(model)

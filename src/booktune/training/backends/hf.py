@@ -1,7 +1,8 @@
 """The hf backend: transformers + PEFT + bitsandbytes, with Liger's kernels where installed.
 
-On CUDA the base attends through booktune's varlen kernel (training/varlen.py), so packed examples stay isolated
-with no padding. bitsandbytes quantizes nn.Linear only, so fused MoE experts stay in bf16 here.
+Packed rows attend through booktune's varlen attention (training/varlen.py): FlashAttention's kernel on CUDA,
+SDPA on each example's slice on a CPU, so packed examples stay isolated without a mask. bitsandbytes quantizes
+nn.Linear only, so fused MoE experts stay in bf16 here.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class HfBackend(Backend):
     def add_lora(self, model: Any, lora: LoraSettings, prec: Any, *, packing: bool) -> tuple[Any, Any]:
         from peft import LoraConfig
 
-        if packing and prec.on_gpu:
+        if packing:
             from booktune.training.varlen import use_varlen
 
             use_varlen(model)
