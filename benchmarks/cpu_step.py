@@ -35,6 +35,7 @@ if (HERE.parent / "src" / "booktune").is_dir():  # a checkout; an installed book
     sys.path.insert(0, str(HERE.parent / "src"))
 
 VARIANTS = {"casts": ("peft-casts", "as-is"), "attention": ("block-mask", "varlen")}
+ATTENTION = {"block-mask": "sdpa", "varlen": "booktune_varlen"}  # attention implementation of each variant
 
 
 def main() -> None:
@@ -98,9 +99,6 @@ def profile(trainer, batches: list[dict], top: int) -> None:
         for batch in batches:
             fwd_bwd(trainer, batch, as_is=False)
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top))
-
-
-ATTENTION = {"block-mask": "sdpa", "varlen": "booktune_varlen"}  # attention implementation of each variant
 
 
 def fwd_bwd(trainer, batch: dict, *, as_is: bool, attention: str | None = None) -> float:

@@ -33,7 +33,8 @@ def check(lengths: list[int], hq: int, hkv: int, dim: int, window: int) -> float
             out = flash_varlen_attn(*xs, cu, cu, max(lengths), max(lengths), scale=dim ** -0.5,
                                     window_size=(window, 0) if window >= 0 else (-1, 0))
         else:
-            out = segment_sdpa(*xs, cu, dim ** -0.5, window)
+            heads_first = [x.transpose(0, 1).unsqueeze(0) for x in xs]  # [1, H, T, D], as the model computes
+            out = segment_sdpa(*heads_first, cu, dim ** -0.5, window)[0].transpose(0, 1)
         out.backward(grad.to(dtype))
         outs[name] = [out] + [x.grad for x in xs]
     for got, want in zip(outs["flash"], outs["ref"]):

@@ -76,13 +76,6 @@ def flash_varlen_attn(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
 
 def segment_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: torch.Tensor, scale: float,
                  window: int) -> torch.Tensor:
-    """Reference path: causal SDPA on each segment alone. q: [T, Hq, D]; k, v: [T, Hkv, D] -> [T, Hq, D]."""
-    q, k, v = (x.transpose(0, 1).unsqueeze(0) for x in (q, k, v))  # [1, H, T, D]
-    return segments_sdpa(q, k, v, cu, scale, window)[0].transpose(0, 1)
-
-
-def segments_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: torch.Tensor, scale: float,
-                  window: int) -> torch.Tensor:
     """Causal SDPA on each segment alone, on slices of the heads-first layout the model computes (no copies of
     q, k, v; grouped KV heads read in place). q: [1, Hq, T, D]; k, v: [1, Hkv, T, D] -> [1, Hq, T, D]. On a CPU
     this is faster than one SDPA call over the row's block-diagonal mask, which scores every pair of the row's
@@ -119,7 +112,7 @@ def varlen_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
     cu, max_len = seq_bounds(kwargs.get("position_ids"), batch, seq, query.device)
     if not flash_ok(query):  # rows laid end to end, heads first: a view, not a copy, for one row
         q, k, v = (x.transpose(0, 1).reshape(1, x.shape[1], batch * seq, dim) for x in (query, key, value))
-        out = segments_sdpa(q, k, v, cu, scale, window)  # [1, Hq, B * S, D]
+        out = segment_sdpa(q, k, v, cu, scale, window)  # [1, Hq, B * S, D]
         return out.view(heads, batch, seq, dim).permute(1, 2, 0, 3), None
     q, k, v = (x.transpose(1, 2).reshape(batch * seq, x.shape[1], dim) for x in (query, key, value))
     out = flash_varlen_attn(q, k, v, cu, cu, max_len, max_len, scale=scale,
