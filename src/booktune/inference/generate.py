@@ -12,12 +12,9 @@ from typing import Any
 
 import torch
 
+from booktune.inference.attention import cpu_decoding
+from booktune.inference.sampling import sampling_arguments
 from booktune.template import render_prompt_ids, stop_token_ids
-
-
-def sampling(temperature: float, top_p: float) -> dict[str, Any]:
-    """generate()'s sampling arguments: greedy at temperature 0."""
-    return {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
 
 
 @torch.no_grad()
@@ -26,9 +23,10 @@ def generate(model: Any, tokenizer: Any, messages: list[dict], *, max_new_tokens
     """One assistant reply to `messages` (which end with a user turn)."""
     device = next(model.parameters()).device
     ids = torch.tensor([render_prompt_ids(tokenizer, messages)], device=device)  # [1, T]
-    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                         eos_token_id=stop_token_ids(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                         streamer=streamer, **sampling(temperature, top_p))
+    with cpu_decoding(model):
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                             eos_token_id=stop_token_ids(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                             streamer=streamer, **sampling_arguments(model, temperature, top_p))
     return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True,
                             clean_up_tokenization_spaces=False).strip()
 
@@ -58,8 +56,10 @@ def generate_replies(model: Any, tokenizer: Any, prompts: list[list[dict]], *, m
     mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=device)  # [B, T]
     torch.manual_seed(seed)
     stops = stop_token_ids(tokenizer)
-    out = model.generate(input_ids=batch, attention_mask=mask, max_new_tokens=max_new_tokens,
-                         eos_token_id=stops, pad_token_id=pad, **sampling(temperature, top_p))  # [B, T + new]
+    sampling = sampling_arguments(model, temperature, top_p)
+    with cpu_decoding(model):
+        out = model.generate(input_ids=batch, attention_mask=mask, max_new_tokens=max_new_tokens,
+                             eos_token_id=stops, pad_token_id=pad, **sampling)  # [B, T + new]
     new, ends = out[:, width:].tolist(), set(stops)  # one copy to the host, not one per token
     return [Reply(tokenizer.decode(row, skip_special_tokens=True, clean_up_tokenization_spaces=False).strip(),
                   any(t in ends for t in row))

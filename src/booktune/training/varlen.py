@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from booktune.inference.attention import plain_softmax_attention
 from booktune.training.packing import VARLEN as NAME
 
 _last: list = [None, None]  # (position_ids tensor, its (cu_seqlens, max_len)): one host sync per forward, not per layer
@@ -135,19 +136,9 @@ def register() -> None:
     AttentionMaskInterface.register(NAME, varlen_mask)
 
 
-def supports(model: Any) -> bool:
-    """Standard softmax attention only: no attention sinks (GPT-OSS) and no logit soft-capping (Gemma 2)."""
-    config = model.config.get_text_config()
-    if getattr(config, "model_type", "") in ("gpt_oss", "gemma2", "gemma3", "gemma3_text"):
-        return False
-    if getattr(config, "attn_logit_softcapping", None):
-        return False
-    return any(type(m).__name__.endswith("Attention") for m in model.modules())
-
-
 def use_varlen(model: Any) -> str | None:
     """Switch `model` to "booktune_varlen"; returns the implementation to restore afterwards, or None if unsupported."""
-    if not supports(model):
+    if not plain_softmax_attention(model):
         return None
     register()
     previous = model.config._attn_implementation

@@ -1,0 +1,115 @@
+"""How fast the evaluation's sampled answers come: transformers' own decoding and sampling against booktune's.
+
+Samples replies to the first --rows held-out questions of DATA with the default model (or --model), the way the
+evaluation does (`inference.generate.generate_replies`: one left-padded batch, seeded, stopped at the template's
+end of turn), under three variants run alternately, --rounds times each:
+
+- transformers: `model.generate` with SDPA attention and transformers' sampling (temperature, top-k, top-p warpers
+  over the whole vocabulary, `torch.multinomial`);
+- decode attention: the same inside `inference.attention.cpu_decoding` (one-token queries as two matmuls);
+- booktune: `generate_replies` as the evaluation calls it (decode attention and `inference.sampling.TopKSampler`).
+
+Prints one JSON object (seconds per round, new tokens, tokens a second, the median ratio to transformers of each
+round) and writes it to --out. Every round draws the same seeds; the variants draw different samples, so answers
+of different lengths are part of what is timed (tokens a second corrects for it).
+
+    python benchmarks/generate_speed.py --data outputs/demo/data --rows 16 --tokens 704 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if (HERE.parent / "src" / "booktune").is_dir():  # a checkout; an installed booktune works too
+    sys.path.insert(0, str(HERE.parent / "src"))
+
+VARIANTS = ("transformers", "decode attention", "booktune")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True, help="a prepared DATA folder with answer examples")
+    ap.add_argument("--model", default=None, help="model folder or Hub id (default: the embedded default model)")
+    ap.add_argument("--rows", type=int, default=16, help="questions sampled together (the evaluation's batch: 16)")
+    ap.add_argument("--tokens", type=int, default=704, help="new tokens at most (the demo's answer limit: 704)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--temperature", type=float, default=0.8)
+    ap.add_argument("--top-p", type=float, default=0.95)
+    ap.add_argument("--out", type=Path, default=Path("generate_speed.json"))
+    a = ap.parse_args()
+    import torch
+
+    from booktune.model import load_model, load_tokenizer
+
+    tokenizer = load_tokenizer(a.model)
+    model = load_model(a.model, device="cpu", dtype=torch.bfloat16).eval()
+    prompts = questions(a.data, a.rows)
+    run = sampler(model, tokenizer, prompts, a)
+    run("booktune")  # warm-up: first calls allocate
+    rounds = [{v: run(v) for v in VARIANTS} for _ in range(a.rounds)]
+    row = summary(rounds, a, torch.get_num_threads())
+    print(json.dumps(row, indent=1))
+    a.out.write_text(json.dumps(row) + "\n")
+
+
+def questions(data: Path, rows: int) -> list[list[dict]]:
+    records = [json.loads(line) for line in (data / "eval.jsonl").read_text(encoding="utf-8").splitlines()]
+    picked = [r["messages"][:-1] for r in records if r.get("task") == "answer"][:rows]
+    if len(picked) < rows:
+        sys.exit(f"{data / 'eval.jsonl'}: {len(picked)} answer examples, fewer than --rows {rows}")
+    return picked
+
+
+def sampler(model, tokenizer, prompts: list[list[dict]], a: argparse.Namespace):
+    """run(variant) -> {seconds, new tokens, replies ended at the end of turn} of one seeded batch, built and
+    stopped as `generate_replies` builds and stops it."""
+    import contextlib
+
+    import torch
+
+    from booktune.inference.attention import cpu_decoding
+    from booktune.inference.sampling import sampling_arguments
+    from booktune.template import render_prompt_ids, stop_token_ids
+
+    ids = [render_prompt_ids(tokenizer, m) for m in prompts]
+    width, pad, stops = max(len(x) for x in ids), tokenizer.pad_token_id, stop_token_ids(tokenizer)
+    batch = torch.tensor([[pad] * (width - len(x)) + x for x in ids])  # [B, T], left-padded
+    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
+    own_sampling = {"do_sample": True, "temperature": a.temperature, "top_p": a.top_p}
+
+    def run(variant: str) -> dict:
+        attention = contextlib.nullcontext() if variant == "transformers" else cpu_decoding(model)
+        sampling = sampling_arguments(model, a.temperature, a.top_p) if variant == "booktune" else own_sampling
+        torch.manual_seed(0)
+        with attention, torch.no_grad():
+            started = time.perf_counter()
+            out = model.generate(input_ids=batch, attention_mask=mask, max_new_tokens=a.tokens, eos_token_id=stops,
+                                 pad_token_id=pad, **sampling)
+            seconds = time.perf_counter() - started
+        new = out[:, width:].tolist()
+        ended = [next((i for i, t in enumerate(row) if t in stops), None) for row in new]
+        tokens = sum(len(row) if end is None else end + 1 for row, end in zip(new, ended))
+        return {"seconds": round(seconds, 2), "new_tokens": tokens, "ended": sum(e is not None for e in ended)}
+
+    return run
+
+
+def summary(rounds: list[dict], a: argparse.Namespace, threads: int) -> dict:
+    out = {"rows": a.rows, "max_new_tokens": a.tokens, "threads": threads, "rounds": rounds}
+    for v in VARIANTS:
+        out[v] = {"median_s": statistics.median(r[v]["seconds"] for r in rounds),
+                  "tokens_per_s": round(sum(r[v]["new_tokens"] for r in rounds)
+                                        / sum(r[v]["seconds"] for r in rounds), 1),
+                  "median_ratio": round(statistics.median(r[v]["seconds"] / r["transformers"]["seconds"]
+                                                          for r in rounds), 3)}
+    return out
+
+
+if __name__ == "__main__":
+    main()
