@@ -14,6 +14,7 @@ round) and writes it to --out. Every round draws the same seeds; the variants dr
 of different lengths are part of what is timed (tokens a second corrects for it).
 
     python benchmarks/generate_speed.py --data outputs/demo/data --rows 16 --tokens 704 --rounds 3
+    python benchmarks/generate_speed.py --data outputs/demo/data --rounds 0 --profile 256    # traces alone
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--top-p", type=float, default=0.95)
+    ap.add_argument("--profile", type=int, default=0,
+                    help="first trace one batch of this many new tokens under each variant: its top operators")
     ap.add_argument("--out", type=Path, default=Path("generate_speed.json"))
     a = ap.parse_args()
     import torch
@@ -52,8 +55,9 @@ def main() -> None:
     prompts = questions(a.data, a.rows)
     run = sampler(model, tokenizer, prompts, a)
     run("booktune")  # warm-up: first calls allocate
+    traces = {v: trace(run, v, a.profile) for v in VARIANTS} if a.profile else {}
     rounds = [{v: run(v) for v in VARIANTS} for _ in range(a.rounds)]
-    row = summary(rounds, a, torch.get_num_threads())
+    row = summary(rounds, a, torch.get_num_threads()) | {"traces": traces}
     print(json.dumps(row, indent=1))
     a.out.write_text(json.dumps(row) + "\n")
 
@@ -83,26 +87,37 @@ def sampler(model, tokenizer, prompts: list[list[dict]], a: argparse.Namespace):
     mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
     own_sampling = {"do_sample": True, "temperature": a.temperature, "top_p": a.top_p}
 
-    def run(variant: str) -> dict:
+    def run(variant: str, tokens: int = a.tokens) -> dict:
         attention = contextlib.nullcontext() if variant == "transformers" else cpu_decoding(model)
         sampling = sampling_arguments(model, a.temperature, a.top_p) if variant == "booktune" else own_sampling
         torch.manual_seed(0)
         with attention, torch.no_grad():
             started = time.perf_counter()
-            out = model.generate(input_ids=batch, attention_mask=mask, max_new_tokens=a.tokens, eos_token_id=stops,
+            out = model.generate(input_ids=batch, attention_mask=mask, max_new_tokens=tokens, eos_token_id=stops,
                                  pad_token_id=pad, **sampling)
             seconds = time.perf_counter() - started
         new = out[:, width:].tolist()
         ended = [next((i for i, t in enumerate(row) if t in stops), None) for row in new]
-        tokens = sum(len(row) if end is None else end + 1 for row, end in zip(new, ended))
-        return {"seconds": round(seconds, 2), "new_tokens": tokens, "ended": sum(e is not None for e in ended)}
+        count = sum(len(row) if end is None else end + 1 for row, end in zip(new, ended))
+        return {"seconds": round(seconds, 2), "new_tokens": count, "ended": sum(e is not None for e in ended)}
 
     return run
 
 
+def trace(run, variant: str, tokens: int, top: int = 8) -> list[dict]:
+    """The `top` operators by own CPU time over one batch of `tokens` new tokens, as shares of the traced total."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run(variant, tokens)
+    ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in ops)
+    return [{"op": e.key, "share": round(e.self_cpu_time_total / total, 3), "calls": e.count} for e in ops[:top]]
+
+
 def summary(rounds: list[dict], a: argparse.Namespace, threads: int) -> dict:
     out = {"rows": a.rows, "max_new_tokens": a.tokens, "threads": threads, "rounds": rounds}
-    for v in VARIANTS:
+    for v in VARIANTS if rounds else ():
         out[v] = {"median_s": statistics.median(r[v]["seconds"] for r in rounds),
                   "tokens_per_s": round(sum(r[v]["new_tokens"] for r in rounds)
                                         / sum(r[v]["seconds"] for r in rounds), 1),

@@ -2,9 +2,9 @@
 
 PyTorch's CPU SDPA kernel (flash attention for CPU) is built for long queries; for the one-token queries of
 decoding it spends most of its time outside the arithmetic and is several times slower than computing the scores,
-softmax and weighted sum directly (docs/benchmarks.md, "Decoding attention on a CPU"). The direct form is transformers'
-eager attention (scores in the model's dtype, softmax in float32) without repeating the grouped KV heads: the
-query heads that share a KV head are laid out as that head's rows.
+softmax and weighted sum directly (docs/benchmarks.md, "Decoding and sampling on a CPU"). The direct form is
+transformers' eager attention (scores in the model's dtype, softmax in float32 at least) without repeating the
+grouped KV heads: the query heads that share a KV head are laid out as that head's rows.
 
 Registered as the attention implementation "booktune_decode", switched on only around `generate` on a CPU
 (`cpu_decoding`); prompts (queries longer than one token) and every other device go to transformers' SDPA path.

@@ -3,10 +3,10 @@ and a random draw over the whole vocabulary at every step.
 
 transformers samples by warping the full [batch, vocabulary] scores (temperature, then top-k, then top-p, which
 sorts the whole vocabulary) and drawing with `torch.multinomial` over all of it; on a CPU with a 49,152-token
-vocabulary that is a large share of each decoding step (docs/benchmarks.md, "Sampling on a CPU"). Once top-k has
-run, only k tokens can be drawn, so `TopKSampler` warps and draws over those k alone: the same kept tokens and
-probabilities as transformers' warpers (tests/inference/test_inference_sampling.py compares them), drawn by a
-different random stream. It runs as the last logits processor of a greedy `generate`: it returns scores that are
+vocabulary that is a large share of each decoding step (docs/benchmarks.md, "Decoding and sampling on a CPU").
+Once top-k has run, only k tokens can be drawn, so `TopKSampler` warps and draws over those k alone: the same kept
+tokens and probabilities as transformers' warpers (tests/inference/test_inference_sampling.py compares them), drawn
+by a different random stream. It runs as the last logits processor of a greedy `generate`: it returns scores that are
 -inf everywhere but at the token it drew, which greedy decoding then takes, so transformers' own processors
 (repetition penalty, suppressed tokens), stopping, cache and streaming stay as they are.
 """
