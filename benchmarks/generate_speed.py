@@ -7,7 +7,8 @@ end of turn), under three variants run alternately, --rounds times each:
 - transformers: `model.generate` with SDPA attention and transformers' sampling (temperature, top-k, top-p warpers
   over the whole vocabulary, `torch.multinomial`);
 - decode attention: the same inside `inference.attention.cpu_decoding` (one-token queries as two matmuls);
-- booktune: `generate_replies` as the evaluation calls it (decode attention and `inference.sampling.TopKSampler`).
+- booktune: `inference.generate.new_tokens`, what the evaluation's `generate_replies` calls (decode attention and
+  `inference.sampling.TopKSampler`).
 
 Prints one JSON object (seconds per round, new tokens, tokens a second, the median ratio to transformers of each
 round) and writes it to --out. Every round draws the same seeds; the variants draw different samples, so answers
@@ -71,34 +72,33 @@ def questions(data: Path, rows: int) -> list[list[dict]]:
 
 
 def sampler(model, tokenizer, prompts: list[list[dict]], a: argparse.Namespace):
-    """run(variant) -> {seconds, new tokens, replies ended at the end of turn} of one seeded batch, built and
-    stopped as `generate_replies` builds and stops it."""
+    """run(variant) -> {seconds, new tokens, replies ended at the end of turn} of one seeded batch, built as
+    `generate_replies` builds it; the booktune variant is `inference.generate.new_tokens`, what it calls."""
     import contextlib
 
     import torch
 
     from booktune.inference.attention import cpu_decoding
-    from booktune.inference.sampling import sampling_arguments
-    from booktune.template import render_prompt_ids, stop_token_ids
+    from booktune.inference.generate import left_padded, new_tokens
+    from booktune.template import stop_token_ids
 
-    ids = [render_prompt_ids(tokenizer, m) for m in prompts]
-    width, pad, stops = max(len(x) for x in ids), tokenizer.pad_token_id, stop_token_ids(tokenizer)
-    batch = torch.tensor([[pad] * (width - len(x)) + x for x in ids])  # [B, T], left-padded
-    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
-    own_sampling = {"do_sample": True, "temperature": a.temperature, "top_p": a.top_p}
+    batch, mask = left_padded(tokenizer, prompts, "cpu")
+    stops = stop_token_ids(tokenizer)
 
     def run(variant: str, tokens: int = a.tokens) -> dict:
-        attention = contextlib.nullcontext() if variant == "transformers" else cpu_decoding(model)
-        sampling = sampling_arguments(model, a.temperature, a.top_p) if variant == "booktune" else own_sampling
+        kw = {"max_new_tokens": tokens, "temperature": a.temperature, "top_p": a.top_p}
+        attention = cpu_decoding(model) if variant == "decode attention" else contextlib.nullcontext()
         torch.manual_seed(0)
-        with attention, torch.no_grad():
+        with torch.no_grad(), attention:
             started = time.perf_counter()
-            out = model.generate(input_ids=batch, attention_mask=mask, max_new_tokens=tokens, eos_token_id=stops,
-                                 pad_token_id=pad, **sampling)
+            if variant == "booktune":
+                out = new_tokens(model, tokenizer, batch, mask, **kw)
+            else:  # transformers' sampling over the whole vocabulary
+                out = model.generate(input_ids=batch, attention_mask=mask, eos_token_id=stops,
+                                     pad_token_id=tokenizer.pad_token_id, do_sample=True, **kw)[:, batch.shape[1]:]
             seconds = time.perf_counter() - started
-        new = out[:, width:].tolist()
-        ended = [next((i for i, t in enumerate(row) if t in stops), None) for row in new]
-        count = sum(len(row) if end is None else end + 1 for row, end in zip(new, ended))
+        ended = [next((i for i, t in enumerate(row) if t in stops), None) for row in out.tolist()]
+        count = sum(out.shape[1] if end is None else end + 1 for end in ended)
         return {"seconds": round(seconds, 2), "new_tokens": count, "ended": sum(e is not None for e in ended)}
 
     return run

@@ -17,18 +17,35 @@ from booktune.inference.sampling import sampling_arguments
 from booktune.template import render_prompt_ids, stop_token_ids
 
 
+def left_padded(tokenizer: Any, prompts: list[list[dict]], device: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input ids, attention mask), both [B, T]: each prompt rendered as training renders it, padded on the left."""
+    ids = [render_prompt_ids(tokenizer, m) for m in prompts]
+    width, pad = max(len(x) for x in ids), tokenizer.pad_token_id
+    batch = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=device)
+    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=device)
+    return batch, mask
+
+
+def new_tokens(model: Any, tokenizer: Any, batch: torch.Tensor, mask: torch.Tensor, *, max_new_tokens: int,
+                 temperature: float, top_p: float, streamer: Any = None) -> torch.Tensor:
+    """The new tokens [B, new] after `batch`, stopped at the template's end of turn, with booktune's CPU decoding
+    attention and top-k sampling where they apply (inference.attention, inference.sampling)."""
+    sampling = sampling_arguments(model, temperature, top_p)
+    with cpu_decoding(model):
+        out = model.generate(input_ids=batch, attention_mask=mask, max_new_tokens=max_new_tokens,
+                             eos_token_id=stop_token_ids(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                             streamer=streamer, **sampling)  # [B, T + new]
+    return out[:, batch.shape[1]:]
+
+
 @torch.no_grad()
 def generate(model: Any, tokenizer: Any, messages: list[dict], *, max_new_tokens: int, temperature: float,
              top_p: float, streamer: Any = None) -> str:
     """One assistant reply to `messages` (which end with a user turn)."""
-    device = next(model.parameters()).device
-    ids = torch.tensor([render_prompt_ids(tokenizer, messages)], device=device)  # [1, T]
-    with cpu_decoding(model):
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                             eos_token_id=stop_token_ids(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                             streamer=streamer, **sampling_arguments(model, temperature, top_p))
-    return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True,
-                            clean_up_tokenization_spaces=False).strip()
+    batch, mask = left_padded(tokenizer, [messages], next(model.parameters()).device)  # [1, T]: no padding
+    new = new_tokens(model, tokenizer, batch, mask, max_new_tokens=max_new_tokens, temperature=temperature,
+                     top_p=top_p, streamer=streamer)
+    return tokenizer.decode(new[0], skip_special_tokens=True, clean_up_tokenization_spaces=False).strip()
 
 
 def generate_batch(model: Any, tokenizer: Any, prompts: list[list[dict]], *, max_new_tokens: int,
@@ -48,19 +65,11 @@ class Reply:
 def generate_replies(model: Any, tokenizer: Any, prompts: list[list[dict]], *, max_new_tokens: int,
                      temperature: float, top_p: float, seed: int) -> list[Reply]:
     """generate_batch's replies, each with whether it ended at the template's end of turn."""
-    device = next(model.parameters()).device
-    ids = [render_prompt_ids(tokenizer, m) for m in prompts]
-    width = max(len(x) for x in ids)
-    pad = tokenizer.pad_token_id
-    batch = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=device)  # [B, T]
-    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=device)  # [B, T]
+    batch, mask = left_padded(tokenizer, prompts, next(model.parameters()).device)
     torch.manual_seed(seed)
-    stops = stop_token_ids(tokenizer)
-    sampling = sampling_arguments(model, temperature, top_p)
-    with cpu_decoding(model):
-        out = model.generate(input_ids=batch, attention_mask=mask, max_new_tokens=max_new_tokens,
-                             eos_token_id=stops, pad_token_id=pad, **sampling)  # [B, T + new]
-    new, ends = out[:, width:].tolist(), set(stops)  # one copy to the host, not one per token
+    out = new_tokens(model, tokenizer, batch, mask, max_new_tokens=max_new_tokens, temperature=temperature,
+                     top_p=top_p)
+    new, ends = out.tolist(), set(stop_token_ids(tokenizer))  # one copy to the host, not one per token
     return [Reply(tokenizer.decode(row, skip_special_tokens=True, clean_up_tokenization_spaces=False).strip(),
                   any(t in ends for t in row))
             for row in new]
