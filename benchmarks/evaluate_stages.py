@@ -3,7 +3,8 @@
 Runs `booktune.evaluate` (the same measurements `booktune run` makes after training) on a copy of RUN, so RUN's own
 booktune.json and report stay as they are, and times each stage as it returns: the held-out loss of each task for
 the base and the tuned model, the base and tuned continuations of held-out prompts, and the base and tuned answers
-to the held-out questions. Prints one JSON object (seconds per stage, the whole call, the settings that set the
+to the held-out questions. The base model is measured too, not read back from the cache of earlier evaluations,
+unless --cache-base. Prints one JSON object (seconds per stage, the whole call, the settings that set the
 cost) and writes it to --out.
 
     python benchmarks/evaluate_stages.py outputs/demo/run --data outputs/demo/data
@@ -30,6 +31,8 @@ def main() -> None:
     ap.add_argument("run", type=Path, help="a finished run folder (booktune run's OUT/run, or booktune train's RUN)")
     ap.add_argument("--data", type=Path, default=None, help="its DATA folder (default: the one the run recorded)")
     ap.add_argument("--out", type=Path, default=Path("evaluate_stages.json"))
+    ap.add_argument("--cache-base", action="store_true",
+                    help="read the base model's figures back from earlier evaluations (off: every stage measured)")
     a = ap.parse_args()
     import booktune
     import booktune.evaluation.heldout as heldout
@@ -42,9 +45,9 @@ def main() -> None:
         run = Path(tmp) / "run"
         shutil.copytree(a.run, run, ignore=shutil.ignore_patterns("checkpoints"))
         started = time.perf_counter()
-        result = booktune.evaluate(run, a.data)
+        result = booktune.evaluate(run, a.data, cache_base=a.cache_base)
         whole = time.perf_counter() - started
-    row = {"run": str(a.run), "stages": timed, "evaluate_s": round(whole, 1),
+    row = {"run": str(a.run), "stages": timed, "evaluate_s": round(whole, 1), "cache_base": a.cache_base,
            "questions": result.answers.get("questions"), "eval_config": eval_defaults()}
     print(json.dumps(row, indent=1))
     a.out.write_text(json.dumps(row) + "\n")

@@ -34,4 +34,12 @@ def test_doctor_prints_versions_cuda_and_the_default_model(default_tokenizer):
 def test_doctor_says_when_the_default_model_is_not_cached(tmp_path):
     out = doctor({"BOOKTUNE_CACHE": str(tmp_path / "empty")})
     assert f"default model: not cached yet; converted into {tmp_path / 'empty'}" in out
+    assert f"base model evaluations kept: 0 (0.0 MB) in {tmp_path / 'empty' / 'eval'}" in out
     assert not (tmp_path / "empty").exists()  # doctor only looks
+
+
+def test_doctor_counts_the_base_evaluations_kept(tmp_path):
+    (tmp_path / "eval").mkdir()
+    for name in ("loss-1.json", "replies-2.json"):
+        (tmp_path / "eval" / name).write_text("x" * 250_000)
+    assert f"base model evaluations kept: 2 (0.5 MB) in {tmp_path / 'eval'}" in doctor({"BOOKTUNE_CACHE": str(tmp_path)})

@@ -74,6 +74,7 @@ def run(books: Sequence[PathLike] | PathLike, out: PathLike = "outputs/booktune"
     """prepare -> held-out loss -> train -> held-out loss -> samples -> report -> export (OUT/export; `format`
     'none' skips it) -> summary. Returns a RunResult."""
     from booktune.devices import pick_device
+    from booktune.evaluation.basecache import BaseCache
     from booktune.evaluation.heldout import score
     from booktune.evaluation.placement import with_adapter
     from booktune.exporting.export import check_export
@@ -95,27 +96,29 @@ def run(books: Sequence[PathLike] | PathLike, out: PathLike = "outputs/booktune"
     prepare(books, data_dir, config=cfg, overwrite=overwrite)
 
     base, tokenizer, rows, separate = _eval_base(cfg, data_dir, backend)
-    before = score(base, rows, tokenizer, e.eval_batch_size, "held-out loss (base)")
+    cache = BaseCache.from_config(e.cache_base)
+    before = score(base, rows, tokenizer, e.eval_batch_size, "held-out loss (base)", cache)
     result = train_adapter(data_dir, run_folder, cfg, resume=resume, base_model=None if separate else base,
                            tokenizer=tokenizer, held_rows=rows, scored_after=True)
     tuned = with_adapter(base, result.adapter_dir) if separate else result.model
-    measured = _measure_tuned(tuned, tokenizer, rows, data_dir, e, seed=t.seed)
+    measured = _measure_tuned(tuned, tokenizer, rows, data_dir, e, seed=t.seed, cache=cache)
     del tuned, base, result  # the export reloads the base in full precision: free the training copy first
     return _record(run_folder.path, data_dir, before, *measured, started, whole_run=True, export=(cfg, export_dir),
                    overwrite=overwrite)
 
 
-def _measure_tuned(tuned: Any, tokenizer: Any, rows: list[dict], data_dir: Path, e: Any,
-                   *, seed: int) -> tuple[dict[str, Any], list[Any], dict[str, Any], dict[str, Any]]:
+def _measure_tuned(tuned: Any, tokenizer: Any, rows: list[dict], data_dir: Path, e: Any, *, seed: int,
+                   cache: Any) -> tuple[dict[str, Any], list[Any], dict[str, Any], dict[str, Any]]:
     """What `run` and `evaluate` measure of the tuned model: held-out loss, continuations and their voice, and free
-    answers to the held-out questions; each against the base, which the adapter switched off gives."""
+    answers to the held-out questions; each against the base, which the adapter switched off gives (or `cache`,
+    the base's replies from an earlier evaluation)."""
     from booktune.dataset import load_conversations
     from booktune.evaluation.heldout import answers, score, voice
 
     after = score(tuned, rows, tokenizer, e.eval_batch_size, "held-out loss (tuned)")
     held = load_conversations(data_dir, "eval")
-    samples, voice_report = voice(tuned, tokenizer, held, e, seed=seed)
-    answer_report = answers(tuned, tokenizer, held, load_conversations(data_dir, "train"), e, seed=seed)
+    samples, voice_report = voice(tuned, tokenizer, held, e, seed=seed, cache=cache)
+    answer_report = answers(tuned, tokenizer, held, load_conversations(data_dir, "train"), e, seed=seed, cache=cache)
     return after, samples, voice_report, answer_report
 
 
@@ -154,6 +157,7 @@ def evaluate(run_dir: PathLike, data: PathLike | None = None, *, config: ConfigL
     from booktune.dataset.io import check_data_dir
     from booktune.dataset.rows import heldout_rows
     from booktune.devices import pick_device
+    from booktune.evaluation.basecache import BaseCache
     from booktune.evaluation.heldout import score
     from booktune.evaluation.placement import load_eval_base, with_adapter
     from booktune.model import load_tokenizer
@@ -168,10 +172,11 @@ def evaluate(run_dir: PathLike, data: PathLike | None = None, *, config: ConfigL
     base = load_eval_base(t, device, t.load_in_4bit is not False and device.startswith("cuda"))
     tokenizer = load_tokenizer(t.model)
     rows = heldout_rows(data_dir, tokenizer, max_seq_length=t.max_seq_length, truncation=t.truncation)
-    before = score(base, rows, tokenizer, e.eval_batch_size, "held-out loss (base)")
+    cache = BaseCache.from_config(e.cache_base)
+    before = score(base, rows, tokenizer, e.eval_batch_size, "held-out loss (base)", cache)
     tuned = with_adapter(base, Path(run_dir) / "adapter")
-    return _record(Path(run_dir), data_dir, before, *_measure_tuned(tuned, tokenizer, rows, data_dir, e, seed=t.seed),
-                   started)
+    measured = _measure_tuned(tuned, tokenizer, rows, data_dir, e, seed=t.seed, cache=cache)
+    return _record(Path(run_dir), data_dir, before, *measured, started)
 
 
 def _pipeline_folders(out: Path, *, resume: bool, overwrite: bool) -> tuple[Path, Any, Path]:

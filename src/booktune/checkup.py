@@ -42,7 +42,17 @@ def cuda_cards() -> dict[str, Any]:
 
 def diagnose() -> dict[str, Any]:
     return {"booktune": __version__, "python": platform.python_version(), "platform": platform.platform(),
-            "libraries": library_versions(), "cuda": cuda_cards(), "default_model": default_model_status()}
+            "libraries": library_versions(), "cuda": cuda_cards(), "default_model": default_model_status(),
+            "base_evaluations": kept_evaluations()}
+
+
+def kept_evaluations() -> dict[str, Any]:
+    """The cache folder of the base model's held-out figures (evaluation/basecache.py): entries and bytes."""
+    from booktune.model import cache_dir
+
+    folder = cache_dir() / "eval"
+    files = [f for f in folder.glob("*.json") if f.is_file()] if folder.is_dir() else []
+    return {"folder": str(folder), "entries": len(files), "bytes": sum(f.stat().st_size for f in files)}
 
 
 def describe(report: dict[str, Any]) -> list[str]:
@@ -63,4 +73,6 @@ def describe(report: dict[str, Any]) -> list[str]:
         lines.append(f"default model: cached at {model['cache']}")
     else:
         lines.append(f"default model: not cached yet; converted into {model['cache']} on first use (about 10 s)")
+    kept = report["base_evaluations"]
+    lines.append(f"base model evaluations kept: {kept['entries']} ({kept['bytes'] / 1e6:.1f} MB) in {kept['folder']}")
     return lines

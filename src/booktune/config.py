@@ -269,6 +269,11 @@ class EvalConfig(_Section):
     eval_device: str | None = Field(
         None, description="Device for held-out loss and samples, e.g. 'cuda:1' (default: the training device)."
     )
+    cache_base: bool = Field(
+        True, description="Reuse the base model's held-out loss, continuations and answers from an earlier "
+                          "evaluation with the same model, held-out examples, settings and software (kept in "
+                          "booktune's cache folder); off: measure the base model again."
+    )
 
 
 class ChatConfig(_Section):

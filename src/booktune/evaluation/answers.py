@@ -16,6 +16,7 @@ from collections import defaultdict
 from typing import Any
 
 from booktune.evaluation.attribution import fit, with_distractor
+from booktune.evaluation.basecache import OFF, BaseCache
 from booktune.evaluation.compare import paired_replies, pick_records
 from booktune.evaluation.voice import burrows_delta, tokenize_words
 
@@ -24,7 +25,7 @@ MODELS = ("base", "tuned", "author")
 
 def compare_answers(peft_model: Any, tokenizer: Any, held: list[dict[str, Any]], *, n: int, max_new_tokens: int,
                     temperature: float, top_p: float, seed: int,
-                    batch_size: int = 16) -> tuple[list[dict[str, Any]], list, list]:
+                    batch_size: int = 16, cache: BaseCache = OFF) -> tuple[list[dict[str, Any]], list, list]:
     """(questions, base replies, tuned replies) for `n` held-out answer examples spread over the split; answers
     of up to `max_new_tokens` tokens (0: `answer_limit`)."""
     questions = pick_records([r for r in held if r.get("task") == "answer"], n)
@@ -32,7 +33,7 @@ def compare_answers(peft_model: Any, tokenizer: Any, held: list[dict[str, Any]],
         return [], [], []
     limit = max_new_tokens or answer_limit(tokenizer, questions)
     base, tuned = paired_replies(peft_model, tokenizer, questions, max_new_tokens=limit,
-                                 temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size)
+                                 temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size, cache=cache)
     return questions, base, tuned
 
 

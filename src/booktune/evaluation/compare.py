@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from booktune.evaluation.basecache import OFF, BaseCache, tokenizer_digest
 from booktune.inference.generate import Reply, generate_replies
 
 
@@ -31,23 +32,31 @@ def pick_records(records: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
 
 
 def paired_replies(peft_model: Any, tokenizer: Any, records: list[dict[str, Any]], *, max_new_tokens: int,
-                   temperature: float, top_p: float, seed: int,
-                   batch_size: int = 16) -> tuple[list[Reply], list[Reply]]:
+                   temperature: float, top_p: float, seed: int, batch_size: int = 16,
+                   cache: BaseCache = OFF) -> tuple[list[Reply], list[Reply]]:
     """(base, tuned) replies to each record's conversation without its answer; base is the adapter switched off,
-    and each batch is seeded alike for both."""
+    and each batch is seeded alike for both. Base replies sampled alike before are read back from `cache`."""
     kw = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
+    prompts = [r["messages"][:-1] for r in records]
     was_training = peft_model.training
     peft_model.eval()
     starts = range(0, len(records), batch_size)
 
     def replies() -> list[Reply]:
         return [reply for i in starts for reply in generate_replies(
-            peft_model, tokenizer, [r["messages"][:-1] for r in records[i : i + batch_size]], seed=seed + i, **kw)]
+            peft_model, tokenizer, prompts[i : i + batch_size], seed=seed + i, **kw)]
 
     with folded_adapter(peft_model):
         tuned = replies()
-    with peft_model.disable_adapter():
-        base = replies()
+    key = cache.key(peft_model, "replies", {"prompts": prompts, "tokenizer": tokenizer_digest(tokenizer),
+                                            "seed": seed, "batch_size": batch_size} | kw)
+    kept = cache.load(key)
+    if kept is not None:
+        base = [Reply(**r) for r in kept]
+    else:
+        with peft_model.disable_adapter():
+            base = replies()
+        cache.save(key, [r.__dict__ for r in base])
     peft_model.train(was_training)
     return base, tuned
 
@@ -94,9 +103,9 @@ def folded_adapter(peft_model: Any) -> Iterator[None]:
 
 def compare_continuations(peft_model: Any, tokenizer: Any, records: list[dict[str, Any]], *, n: int,
                           max_new_tokens: int, temperature: float, top_p: float, seed: int,
-                          batch_size: int = 16) -> list[Comparison]:
+                          batch_size: int = 16, cache: BaseCache = OFF) -> list[Comparison]:
     """Base (adapter off) and tuned continuations of `n` held-out prompts, each batch seeded alike for both."""
     picked = pick_records([r for r in records if r.get("task", "continue") == "continue"], n)
     base, tuned = paired_replies(peft_model, tokenizer, picked, max_new_tokens=max_new_tokens,
-                                 temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size)
+                                 temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size, cache=cache)
     return [Comparison(r["id"], r["lead_in"], b.text, t.text, r["passage"]) for r, b, t in zip(picked, base, tuned)]

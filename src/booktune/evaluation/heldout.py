@@ -8,16 +8,31 @@ from typing import Any
 
 from booktune.config import EvalConfig
 from booktune.console import console
+from booktune.evaluation.basecache import OFF, BaseCache, rows_digest
+
+KEPT = ", kept from an earlier evaluation"  # after a base figure read back from the cache (basecache.py)
 
 
-def score(model: Any, rows: list[dict], tokenizer: Any, batch_size: int, label: str) -> dict[str, Any]:
+def score(model: Any, rows: list[dict], tokenizer: Any, batch_size: int, label: str,
+          cache: BaseCache = OFF) -> dict[str, Any]:
     """Held-out loss, perplexity and bits per byte of `model` on the continuation `rows`, and under 'answer' the same
-    on the answer rows (the passage given its question); {} without rows. One printed line each."""
-    continuations = [r for r in rows if r.get("task", "continue") == "continue"]
-    answers = [r for r in rows if r.get("task") == "answer"]
-    result = _score(model, continuations, tokenizer, batch_size, label)
-    if answers:
-        result["answer"] = _score(model, answers, tokenizer, batch_size, label.replace("loss", "answer loss"))
+    on the answer rows (the passage given its question); {} without rows. One printed line each. With `cache` (the
+    base model's), figures measured before on the same rows are read back instead."""
+    key = cache.key(model, "loss", {"rows": rows_digest(rows), "batch_size": batch_size}) if rows else None
+    result = cache.load(key)
+    kept = result is not None
+    if result is None:
+        continuations = [r for r in rows if r.get("task", "continue") == "continue"]
+        answers = [r for r in rows if r.get("task") == "answer"]
+        result = _score(model, continuations, tokenizer, batch_size, label)
+        if answers:
+            result["answer"] = _score(model, answers, tokenizer, batch_size, label.replace("loss", "answer loss"))
+        cache.save(key, result)
+    for name, figures in ((label, result), (label.replace("loss", "answer loss"), result.get("answer"))):
+        if figures:
+            console.print(f"{name}: {figures['loss']:.4f} (perplexity {figures['perplexity']:.2f}, "
+                          f"{figures['bits_per_byte']:.3f} bits/byte, {figures['tokens']:,} tokens)"
+                          + (KEPT if kept else ""))
     return result
 
 
@@ -26,36 +41,38 @@ def _score(model: Any, rows: list[dict], tokenizer: Any, batch_size: int, label:
 
     if not rows:
         return {}
-    result = heldout_loss(model, rows, pad_id=tokenizer.pad_token_id, batch_size=batch_size, label=label,
-                          tokenizer=tokenizer).as_dict()
-    console.print(f"{label}: {result['loss']:.4f} (perplexity {result['perplexity']:.2f}, "
-                  f"{result['bits_per_byte']:.3f} bits/byte, {result['tokens']:,} tokens)")
-    return result
+    return heldout_loss(model, rows, pad_id=tokenizer.pad_token_id, batch_size=batch_size, label=label,
+                        tokenizer=tokenizer).as_dict()
 
 
-def voice(model: Any, tokenizer: Any, held: list[dict], e: EvalConfig, *, seed: int) -> tuple[list[Any], dict]:
-    """Base and tuned continuations of the same held-out prompts, and their voice distance to the author."""
+def voice(model: Any, tokenizer: Any, held: list[dict], e: EvalConfig, *, seed: int,
+          cache: BaseCache = OFF) -> tuple[list[Any], dict]:
+    """Base and tuned continuations of the same held-out prompts, and their voice distance to the author; the base
+    ones read back from `cache` where an earlier evaluation sampled them alike."""
     from booktune.evaluation.compare import compare_continuations
     from booktune.evaluation.voice import voice_report
 
     n = max(e.samples, e.voice_prompts)
     if not held or n == 0:
         return [], {}
+    hits = cache.hits
     with console.status(f"continuing {min(n, len(held))} held-out prompts with the base and the tuned model"):
         pairs = compare_continuations(model, tokenizer, held, n=n, max_new_tokens=e.max_new_tokens,
                                       temperature=e.temperature, top_p=e.top_p, seed=seed,
-                                      batch_size=e.sample_batch_size)
+                                      batch_size=e.sample_batch_size, cache=cache)
     report = voice_report([p.reference for p in pairs], [p.base for p in pairs], [p.tuned for p in pairs])
     report["prompts"] = len(pairs)
     report["continuations"] = [p.__dict__ for p in pairs]
+    note = ", the base's continuations" + KEPT.removeprefix(",") if cache.hits > hits else ""
     console.print(f"voice distance to the author (Burrows' Delta, lower is closer): base {report['delta_base']:.3f}"
-                  f" -> tuned {report['delta_tuned']:.3f}")
+                  f" -> tuned {report['delta_tuned']:.3f}{note}")
     return pairs[: e.samples], report
 
 
 def answers(model: Any, tokenizer: Any, held: list[dict], train: list[dict], e: EvalConfig, *,
-            seed: int) -> dict[str, Any]:
-    """Base and tuned answers to the same held-out questions, measured (evaluation/answers.py); {} without any."""
+            seed: int, cache: BaseCache = OFF) -> dict[str, Any]:
+    """Base and tuned answers to the same held-out questions, measured (evaluation/answers.py); {} without any. The
+    base answers are read back from `cache` where an earlier evaluation sampled them alike."""
     from booktune.evaluation.answers import answer_measures, compare_answers, training_passages
 
     trained_authors = set(training_passages(train))  # an author held out whole (--eval-books) has no profile
@@ -63,15 +80,19 @@ def answers(model: Any, tokenizer: Any, held: list[dict], train: list[dict], e: 
     n = len(held) if e.answer_questions < 0 else min(e.answer_questions, len(held))
     if n == 0:
         return {}
+    hits = cache.hits
     with console.status(f"answering {n} held-out questions with the base and the tuned model"):
         questions, base, tuned = compare_answers(model, tokenizer, held, n=n,
                                                  max_new_tokens=e.answer_tokens, temperature=e.temperature,
-                                                 top_p=e.top_p, seed=seed, batch_size=e.sample_batch_size)
+                                                 top_p=e.top_p, seed=seed, batch_size=e.sample_batch_size,
+                                                 cache=cache)
     report = answer_measures(questions, base, tuned, train)
     report["samples"] = [{"id": q["id"], "question": q["question"], "base": b.text, "tuned": t.text,
                           "reference": q["passage"]} for q, b, t in zip(questions, base, tuned)]
     for line in answer_lines(report):
         console.print(line, markup=False, highlight=False)
+    if cache.hits > hits:
+        console.print(f"the base model's answers{KEPT}")
     return report
 
 
