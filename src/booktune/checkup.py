@@ -48,9 +48,9 @@ def diagnose() -> dict[str, Any]:
 
 def kept_evaluations() -> dict[str, Any]:
     """The cache folder of the base model's held-out figures (evaluation/basecache.py): entries and bytes."""
-    from booktune.model import cache_dir
+    from booktune.model import eval_cache_dir
 
-    folder = cache_dir() / "eval"
+    folder = eval_cache_dir()
     files = [f for f in folder.glob("*.json") if f.is_file()] if folder.is_dir() else []
     return {"folder": str(folder), "entries": len(files), "bytes": sum(f.stat().st_size for f in files)}
 

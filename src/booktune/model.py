@@ -48,6 +48,11 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("booktune"))
 
 
+def eval_cache_dir() -> Path:
+    """Where the base model's held-out figures are kept between evaluations (evaluation/basecache.py)."""
+    return cache_dir() / "eval"
+
+
 def resolve_model(spec: str | None) -> ModelSource:
     """Map `--model` to a ModelSource: 'default' (embedded), an existing folder, or a Hub id."""
     if spec in (None, "", DEFAULT_MODEL):

@@ -12,7 +12,7 @@ computation gives; anything that could change them is in the key:
 - the software: booktune's own source, torch, transformers, peft and bitsandbytes versions, torch's CPU kernels
   and thread count.
 
-Entries are small JSON files in booktune's cache folder (`model.cache_dir()`, under `eval/`), written atomically;
+Entries are small JSON files in booktune's cache folder (`model.eval_cache_dir()`), written atomically;
 one that cannot be read counts as missing. `--no-cache-base` (eval.cache_base false) computes everything again.
 """
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,20 @@ class BaseCache:
 
     @classmethod
     def from_config(cls, enabled: bool) -> BaseCache:
-        from booktune.model import cache_dir
+        from booktune.model import eval_cache_dir
 
-        return cls(cache_dir() / "eval" if enabled else None)
+        return cls(eval_cache_dir() if enabled else None)
+
+    def get_or_measure(self, model: Any, kind: str, inputs: Any, measure: Callable[[], Any]) -> tuple[Any, bool]:
+        """(value, read back): the value stored for measuring `inputs` with `model` as `kind`, else `measure()`,
+        stored for next time."""
+        key = self.key(model, kind, inputs)
+        value = self.load(key)
+        if value is not None:
+            return value, True
+        value = measure()
+        self.save(key, value)
+        return value, False
 
     def key(self, model: Any, kind: str, inputs: Any) -> str | None:
         """The entry's name for measuring `inputs` (anything JSON can hold) with `model` as `kind`; None when the
@@ -57,7 +69,7 @@ class BaseCache:
 
     def load(self, key: str | None) -> Any:
         """The stored value, or None (no key, no entry, or an entry that cannot be read)."""
-        if key is None or self.root is None:
+        if key is None:  # also whenever the cache is off
             return None
         try:
             value = json.loads((self.root / f"{key}.json").read_text(encoding="utf-8"))["value"]
@@ -68,7 +80,7 @@ class BaseCache:
 
     def save(self, key: str | None, value: Any) -> None:
         """Store `value`; a cache folder that cannot be written costs a warning, never the evaluation."""
-        if key is None or self.root is None:
+        if key is None:
             return
         from booktune.fsutil import atomic_write_json
 

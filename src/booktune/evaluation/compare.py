@@ -48,15 +48,13 @@ def paired_replies(peft_model: Any, tokenizer: Any, records: list[dict[str, Any]
 
     with folded_adapter(peft_model):
         tuned = replies()
-    key = cache.key(peft_model, "replies", {"prompts": prompts, "tokenizer": tokenizer_digest(tokenizer),
-                                            "seed": seed, "batch_size": batch_size} | kw)
-    kept = cache.load(key)
-    if kept is not None:
-        base = [Reply(**r) for r in kept]
-    else:
+
+    def base_replies() -> list[dict]:
         with peft_model.disable_adapter():
-            base = replies()
-        cache.save(key, [r.__dict__ for r in base])
+            return [r.__dict__ for r in replies()]
+
+    inputs = {"prompts": prompts, "tokenizer": tokenizer_digest(tokenizer), "seed": seed, "batch_size": batch_size}
+    base = [Reply(**r) for r in cache.get_or_measure(peft_model, "replies", inputs | kw, base_replies)[0]]
     peft_model.train(was_training)
     return base, tuned
 

@@ -18,17 +18,19 @@ def score(model: Any, rows: list[dict], tokenizer: Any, batch_size: int, label: 
     """Held-out loss, perplexity and bits per byte of `model` on the continuation `rows`, and under 'answer' the same
     on the answer rows (the passage given its question); {} without rows. One printed line each. With `cache` (the
     base model's), figures measured before on the same rows are read back instead."""
-    key = cache.key(model, "loss", {"rows": rows_digest(rows), "batch_size": batch_size}) if rows else None
-    result = cache.load(key)
-    kept = result is not None
-    if result is None:
-        continuations = [r for r in rows if r.get("task", "continue") == "continue"]
+    answer_label = label.replace("loss", "answer loss")
+
+    def measure() -> dict[str, Any]:
+        result = _score(model, [r for r in rows if r.get("task", "continue") == "continue"], tokenizer, batch_size,
+                        label)
         answers = [r for r in rows if r.get("task") == "answer"]
-        result = _score(model, continuations, tokenizer, batch_size, label)
         if answers:
-            result["answer"] = _score(model, answers, tokenizer, batch_size, label.replace("loss", "answer loss"))
-        cache.save(key, result)
-    for name, figures in ((label, result), (label.replace("loss", "answer loss"), result.get("answer"))):
+            result["answer"] = _score(model, answers, tokenizer, batch_size, answer_label)
+        return result
+
+    inputs = {"rows": rows_digest(rows), "batch_size": batch_size}
+    result, kept = (cache if rows else OFF).get_or_measure(model, "loss", inputs, measure)
+    for name, figures in ((label, result), (answer_label, result.get("answer"))):
         if figures:
             console.print(f"{name}: {figures['loss']:.4f} (perplexity {figures['perplexity']:.2f}, "
                           f"{figures['bits_per_byte']:.3f} bits/byte, {figures['tokens']:,} tokens)"
