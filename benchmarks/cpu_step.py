@@ -1,5 +1,6 @@
-"""A CPU training step of the default model, two ways: with and without PEFT's float32 cast of every LoRA input, or
-with packed examples kept apart by a block-diagonal mask against booktune's per-example attention.
+"""A CPU training step of the default model, two ways: with and without PEFT's float32 cast of every LoRA input,
+with packed examples kept apart by a block-diagonal mask against booktune's per-example attention, or with the loss
+over the whole row's logits against TRL's fused head.
 
 Builds the demo's trainer with the recipe's own `build_trainer` (the default model, bf16 autocast, LoRA r16 on all
 linear layers, packed rows with per-example isolation) on a prepared DATA folder, then times forward + backward
@@ -11,6 +12,7 @@ and writes them to --out.
     booktune prepare examples/books --out /tmp/demo-data        # or the demo's own outputs/demo/data
     python benchmarks/cpu_step.py --data /tmp/demo-data --rounds 8 --profile 12
     python benchmarks/cpu_step.py --data /tmp/demo-data --compare attention --rounds 8
+    python benchmarks/cpu_step.py --data /tmp/demo-data --compare head --rounds 8
 
 Variants, by --compare:
   casts      peft-casts: PEFT as it is, each LoRA input cast to float32 and autocast casting it back to bf16;
@@ -19,6 +21,10 @@ Variants, by --compare:
              (transformers' sdpa, built from the position ids); varlen: booktune's attention, SDPA on each
              example's slice alone (training/varlen.py, what the hf backend trains with). Both with LoRA inputs
              as is, on the same packed rows.
+  head       logits: transformers' loss (the logits of every position, a float32 log-softmax over the
+             vocabulary); fused: TRL's fused LM head, labelled positions only, through booktune's plain-PyTorch
+             kernel where PyTorch has no Triton (training/headloss.py, what the trainer runs). Both with LoRA
+             inputs as is and booktune's attention.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 if (HERE.parent / "src" / "booktune").is_dir():  # a checkout; an installed booktune works too
     sys.path.insert(0, str(HERE.parent / "src"))
 
-VARIANTS = {"casts": ("peft-casts", "as-is"), "attention": ("block-mask", "varlen")}
+VARIANTS = {"casts": ("peft-casts", "as-is"), "attention": ("block-mask", "varlen"), "head": ("logits", "fused")}
 ATTENTION = {"block-mask": "sdpa", "varlen": "booktune_varlen"}  # attention implementation of each variant
 
 
@@ -62,7 +68,8 @@ def main() -> None:
         for batch in batches:
             for variant in times:  # alternate per step: a shared host's load falls on both alike
                 started = time.perf_counter()
-                loss = fwd_bwd(trainer, batch, as_is=variant != "peft-casts", attention=ATTENTION.get(variant))
+                loss = fwd_bwd(trainer, batch, as_is=variant != "peft-casts", attention=ATTENTION.get(variant),
+                               logits=variant == "logits")
                 times[variant].append(time.perf_counter() - started)
                 if round_ == 0:
                     losses[variant].append(round(loss, 6))
@@ -101,17 +108,20 @@ def profile(trainer, batches: list[dict], top: int) -> None:
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top))
 
 
-def fwd_bwd(trainer, batch: dict, *, as_is: bool, attention: str | None = None) -> float:
+def fwd_bwd(trainer, batch: dict, *, as_is: bool, attention: str | None = None, logits: bool = False) -> float:
     """One step's forward and backward, under the bf16 autocast the Trainer (accelerate) wraps the model in;
-    `attention` switches the model's attention implementation first."""
+    `attention` switches the model's attention implementation first; `logits` takes transformers' loss over the
+    full logits rather than the trainer's own."""
     import torch
     from peft.helpers import disable_input_dtype_casting
+    from transformers import Trainer
 
     if attention:
         trainer.model.get_base_model().set_attn_implementation(attention)
     trainer.model.zero_grad(set_to_none=True)
     with disable_input_dtype_casting(trainer.model, active=as_is), torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = trainer.compute_loss(trainer.model, dict(batch))
+        compute = Trainer.compute_loss if logits else type(trainer).compute_loss
+        loss = compute(trainer, trainer.model, dict(batch))
         loss.backward()
     return loss.item()
 

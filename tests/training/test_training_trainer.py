@@ -85,3 +85,44 @@ def test_the_trainer_leaves_lora_inputs_as_is_only_under_autocast(tmp_path, tiny
     assert seen == [{not as_is}] * 2
     layers = [m for m in trainer.model.modules() if isinstance(m, BaseTunerLayer)]
     assert layers and all(m.cast_input_dtype_enabled for m in layers)  # PEFT's behaviour back after training
+
+
+def test_trls_own_loss_runs_without_triton(tmp_path, tiny_data_dir, tiny_model_dir):
+    """Where PyTorch ships no Triton, TRL's fused head runs booktune's kernel (training.headloss): the loss and every
+    LoRA gradient equal transformers' loss over the full logits, and TRL's entropy and token accuracy are logged."""
+    from transformers import Trainer
+    from trl.trainer import utils as trl_utils
+
+    from booktune.config import TrainConfig
+    from booktune.dataset.rows import train_rows
+    from booktune.model import load_tokenizer
+    from booktune.training.backends import resolve
+    from booktune.training.headloss import ChunkedLogProb
+    from booktune.training.recipe import build_trainer
+
+    t = TrainConfig(model=str(tiny_model_dir), max_steps=2, eval_steps=0, report_to="none", dtype="fp32",
+                    device="cpu", learning_rate=1e-3, logging_steps=1)
+    tokenizer = load_tokenizer(t.model)
+    rows = train_rows(tiny_data_dir, tokenizer, max_seq_length=1024, truncation="split")[0]
+    trainer = build_trainer(t, tmp_path, rows, [], tokenizer, backend=resolve("hf", "cpu", "auto")[0]).trainer
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        assert trl_utils._ChunkedLogProbFunction is ChunkedLogProb
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    results = []
+    for compute in (type(trainer).compute_loss, Trainer.compute_loss):
+        trainer.model.zero_grad(set_to_none=True)
+        loss = compute(trainer, trainer.model, dict(batch))
+        loss.backward()
+        results.append((loss.item(), {n: p.grad.clone() for n, p in trainer.model.named_parameters()
+                                      if p.grad is not None}))
+    (fused, fused_grads), (full, full_grads) = results
+    assert fused == pytest.approx(full, rel=1e-5)
+    assert fused_grads.keys() == full_grads.keys() and len(fused_grads) == 28
+    for name in fused_grads:
+        assert torch.allclose(fused_grads[name], full_grads[name], rtol=1e-3, atol=1e-7), name
+    trainer.model.zero_grad(set_to_none=True)
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if "loss" in h]
+    assert logged and all(0 <= h["mean_token_accuracy"] <= 1 and h["entropy"] > 0 for h in logged)

@@ -39,10 +39,33 @@ def pad_batch(rows: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
+def fused_head(model: Any) -> Any:
+    """The causal LM inside `model` (PEFT's wrapper or not), or None where this TRL has no fused head or Unsloth
+    replaced the model's forward (its own loss path stays as it was). Called with `labels` and
+    `fused_lm_head=True`, it returns each labelled token's log-probability without the logits of the whole batch:
+    TRL's fused LM head, as training computes its loss (training.headloss)."""
+    from booktune.training.headloss import install
+
+    causal = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if type(causal).forward.__module__.startswith("unsloth") or not install():
+        return None
+    from trl.trainer.utils import add_fused_lm_head
+
+    if not getattr(causal, "booktune_fused_head", False):
+        add_fused_lm_head(causal, outputs=("log_probs",))
+        causal.booktune_fused_head = True
+    return causal
+
+
 @torch.no_grad()
 def summed_nll(model: Any, batch: dict[str, torch.Tensor]) -> tuple[float, int]:
     """Sum of next-token NLL over labelled positions, and their count."""
     device = next(model.parameters()).device
+    causal = fused_head(model)
+    if causal is not None:  # labelled positions only, the logits a block of tokens at a time
+        out = causal(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
+                     labels=batch["labels"].to(device), fused_lm_head=True)
+        return -out.log_probs.sum().item(), int(out.label_mask.sum())
     logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
     logits = logits[:, :-1].float()  # [B, T-1, V]: position t predicts token t+1
     targets = batch["labels"][:, 1:].to(device)  # [B, T-1]

@@ -1,9 +1,10 @@
 """Which SFTTrainer to use, and what booktune's trainer does around TRL's.
 
 TRL 1.15's SFTTrainer computes the loss through a fused LM head written in Triton, which CPU builds of PyTorch do not
-ship: the import fails quietly and the first training step raises `'NoneType' object has no attribute 'apply'`.
-Where those kernels are missing we keep everything else of SFTTrainer and compute the loss as transformers' Trainer
-does (the model's own cross-entropy over the labels, normalised by the tokens in the batch).
+ship: the import fails quietly and the first training step would raise `'NoneType' object has no attribute 'apply'`.
+There booktune gives TRL the same function in plain PyTorch (training.headloss), so the loss, its entropy and token
+accuracy are TRL's own on every device. A TRL without a fused head to fill computes the loss as transformers'
+Trainer does (the model's own cross-entropy over the labels, normalised by the tokens in the batch).
 
 Under bf16 or fp16 autocast PEFT casts every LoRA layer's input to the adapter's float32 before autocast casts it
 back to 16 bits for the matmul: two copies of the activations per adapted layer, forward and backward, for a
@@ -17,8 +18,12 @@ from typing import Any
 
 
 def fused_head_available() -> bool:
+    """Whether TRL's SFTTrainer can compute its own loss here: with its Triton kernel, or with booktune's."""
     from trl.trainer import utils as trl_utils
 
+    from booktune.training.headloss import install
+
+    install()
     return getattr(trl_utils, "_ChunkedLogProbFunction", object()) is not None
 
 
@@ -39,7 +44,7 @@ def sft_trainer_class(*, lora_inputs_as_is: bool = False) -> type:
 
         def compute_loss(self, model: Any, inputs: dict, return_outputs: bool = False,
                          num_items_in_batch: Any = None) -> Any:
-            if plain_loss:  # no Triton (CPU-only PyTorch): transformers' own loss
+            if plain_loss:  # a TRL whose fused head cannot run here: transformers' own loss
                 return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
