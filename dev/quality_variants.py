@@ -1,8 +1,9 @@
-"""Held-out perplexity of the demo's default run with one change: NEFTune noise, a second tiling of the training
-text shifted by some words (twice the passages, each word trained twice in other company), PEFT's PiSSA
-initialisation (the adapter starts from each weight's principal singular vectors), another learning rate or seed,
-or the continuation task alone (the answer examples dropped from the training split). Both held-out figures are
-printed, base and tuned: the continuations' and the answers'. Not part of the package.
+"""Held-out perplexity of the demo's default run with one change: NEFTune noise, a second tiling of the training text
+shifted by some words (twice the passages, each word trained twice in other company), PEFT's PiSSA initialisation
+(the adapter starts from each weight's principal singular vectors), another learning rate, seed or learning-rate
+schedule (transformers' scheduler names, with their arguments as JSON), or the continuation task alone (the answer
+examples dropped from the training split). Both held-out figures are printed, base and tuned: the continuations' and
+the answers'. Not part of the package.
 
     booktune run examples/books --out outputs/demo            # once: the prepared data and the base perplexity
     python dev/quality_variants.py --out /tmp/q/control
@@ -11,6 +12,9 @@ printed, base and tuned: the continuations' and the answers'. Not part of the pa
     python dev/quality_variants.py --out /tmp/q/pissa --init pissa_niter_4 --lr 2e-4
     python dev/quality_variants.py --out /tmp/q/lr7e-4 --lr 7e-4 --seed 43 --device cuda
     python dev/quality_variants.py --out /tmp/q/continue --tasks continue
+    python dev/quality_variants.py --out /tmp/q/linear --lr 5e-4 --scheduler linear
+    python dev/quality_variants.py --out /tmp/q/minlr --lr 5e-4 --scheduler cosine_with_min_lr \
+        --scheduler-kwargs '{"min_lr_rate": 0.1}'
 """
 
 from __future__ import annotations
@@ -62,6 +66,20 @@ def with_neftune(alpha: float) -> None:
     recipe.sft_args = sft_args
 
 
+def with_scheduler(name: str, kwargs: dict) -> None:
+    """Make the recipe's TrainingArguments use the learning-rate schedule `name` (the recipe's is cosine)."""
+    import booktune.training.recipe as recipe
+
+    original = recipe.sft_args
+
+    def sft_args(*args, **kw):
+        out = original(*args, **kw)
+        out.lr_scheduler_type, out.lr_scheduler_kwargs = name, kwargs
+        return out
+
+    recipe.sft_args = sft_args
+
+
 def with_lora_init(init: str) -> None:
     """Make the recipe's LoraConfig start the adapter with PEFT's `init_lora_weights=init` (e.g. 'pissa_niter_4')."""
     from booktune.training.backends.hf import HfBackend
@@ -89,6 +107,8 @@ def main() -> None:
     ap.add_argument("--max-steps", type=int, default=-1, help="stop early (a smoke test)")
     ap.add_argument("--tasks", choices=["continue,answer", "continue"], default="continue,answer")
     ap.add_argument("--device", default=None, help="cpu, cuda, ... (booktune's choice when unset)")
+    ap.add_argument("--scheduler", default=None, help="a transformers lr_scheduler_type (the recipe's: cosine)")
+    ap.add_argument("--scheduler-kwargs", default="{}", help="its lr_scheduler_kwargs, as JSON")
     a = ap.parse_args()
     out = Path(a.out)
     shutil.rmtree(out, ignore_errors=True)
@@ -102,6 +122,8 @@ def main() -> None:
         with_neftune(a.neftune)
     if a.init:
         with_lora_init(a.init)
+    if a.scheduler:
+        with_scheduler(a.scheduler, json.loads(a.scheduler_kwargs))
     import booktune
     from booktune.dataset.rows import heldout_rows
     from booktune.evaluation.heldout import score
