@@ -112,18 +112,16 @@ class ChunkedLogProb(torch.autograd.Function):
         head = _Head(weight, bias, _compute_dtype(hidden), temperature, final_logit_softcapping, logit_scale,
                      min(step, max(1, hidden.shape[0])))
         eager = ctx.needs_input_grad[0] and not any(ctx.needs_input_grad[1:3])  # gradient now, for hidden alone
-        results: list[list[torch.Tensor | None]] = [[] for _ in range(6)]
-        grads = []
+        blocks, grads = [], []
         for start in range(0, max(hidden.shape[0], 1), step):  # once at least: no labelled token, empty outputs
             z, tanh = head.logits(hidden[start:start + step])
             log_z, e, total, *rest = _stats(head, z, targets[start:start + step], outputs)
-            for acc, value in zip(results, [log_z, *rest]):
-                acc.append(value)
+            blocks.append((log_z, *rest))
             if eager:  # d log p(target) / dz = onehot(target) - p, p = e / total
                 grad_z = e.mul_((-1 / total)[:, None]).scatter_add_(1, targets[start:start + step, None],
                                                                       e.new_ones(len(e), 1))
                 grads.append((head.back(grad_z, tanh) @ head.weight).float())
-        log_z, logprobs, entropy, sq, mean, top1 = (None if v[0] is None else torch.cat(v) for v in results)
+        log_z, logprobs, entropy, sq, mean, top1 = (None if v[0] is None else torch.cat(v) for v in zip(*blocks))
         ctx.save_for_backward(hidden, weight, bias, targets, log_z, entropy, torch.cat(grads) if grads else None)
         ctx.args = (temperature, final_logit_softcapping, logit_scale, head.dtype)
         ctx.mark_non_differentiable(*(x for x in (sq, mean, top1) if x is not None))
