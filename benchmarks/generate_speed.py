@@ -1,20 +1,27 @@
 """How fast the evaluation's sampled answers come: transformers' own decoding and sampling against booktune's.
 
 Samples replies to the first --rows held-out questions of DATA with the default model (or --model), the way the
-evaluation does (`inference.generate.generate_replies`: one left-padded batch, seeded, stopped at the template's
-end of turn), under three variants run alternately, --rounds times each:
+evaluation does (`inference.generate.generate_replies`: left-padded batches, seeded, stopped at the template's end
+of turn; --batches sets their sizes), under these variants (--variants picks some) run alternately, --rounds times
+each:
 
 - transformers: `model.generate` with SDPA attention and transformers' sampling (temperature, top-k, top-p warpers
   over the whole vocabulary, `torch.multinomial`);
 - decode attention: the same inside `inference.attention.cpu_decoding` (one-token queries as two matmuls);
-- booktune: `inference.generate.new_tokens`, what the evaluation's `generate_replies` calls (decode attention and
-  `inference.sampling.TopKSampler`).
+- every row to the end: decode attention and `inference.sampling.TopKSampler` inside `model.generate`, which
+  decodes every row until the batch's longest reply ends;
+- booktune: `inference.generate.new_tokens`, what the evaluation's `generate_replies` calls (decode attention,
+  `TopKSampler`, and `inference.decoding.compact_decode`, which drops each row from the batch as it ends).
 
-Prints one JSON object (seconds per round, new tokens, tokens a second, the median ratio to transformers of each
-round) and writes it to --out. Every round draws the same seeds; the variants draw different samples, so answers
-of different lengths are part of what is timed (tokens a second corrects for it).
+Prints one JSON object (seconds per round, new tokens, tokens a second, the median ratio of each round to the first
+variant and batch size named) and writes it to --out. Every round draws the same seeds; the variants draw different
+samples, so answers of different lengths are part of what is timed (tokens a second corrects for it).
 
     python benchmarks/generate_speed.py --data outputs/demo/data --rows 16 --tokens 704 --rounds 3
+    python benchmarks/generate_speed.py --data outputs/demo/data --rows 31 --rounds 2 \
+        --variants "every row to the end" booktune
+    python benchmarks/generate_speed.py --data outputs/demo/data --rows 31 --rounds 2 --variants booktune \
+        --batches 16 0
     python benchmarks/generate_speed.py --data outputs/demo/data --rounds 0 --profile 256    # traces alone
 """
 
@@ -31,16 +38,20 @@ HERE = Path(__file__).resolve().parent
 if (HERE.parent / "src" / "booktune").is_dir():  # a checkout; an installed booktune works too
     sys.path.insert(0, str(HERE.parent / "src"))
 
-VARIANTS = ("transformers", "decode attention", "booktune")
+VARIANTS = ("transformers", "decode attention", "every row to the end", "booktune")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="a prepared DATA folder with answer examples")
     ap.add_argument("--model", default=None, help="model folder or Hub id (default: the embedded default model)")
-    ap.add_argument("--rows", type=int, default=16, help="questions sampled together (the evaluation's batch: 16)")
+    ap.add_argument("--rows", type=int, default=16, help="the first N held-out questions (the demo holds 31)")
     ap.add_argument("--tokens", type=int, default=704, help="new tokens at most (the demo's answer limit: 704)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS),
+                    help="the variants to run; ratios are to the first one named")
+    ap.add_argument("--batches", nargs="+", type=int, default=[0],
+                    help="prompts sampled together (0: all --rows in one batch); each size runs every variant")
     ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--top-p", type=float, default=0.95)
     ap.add_argument("--profile", type=int, default=0,
@@ -55,9 +66,10 @@ def main() -> None:
     model = load_model(a.model, device="cpu", dtype=torch.bfloat16).eval()
     prompts = questions(a.data, a.rows)
     run = sampler(model, tokenizer, prompts, a)
-    run("booktune")  # warm-up: first calls allocate
-    traces = {v: trace(run, v, a.profile) for v in VARIANTS} if a.profile else {}
-    rounds = [{v: run(v) for v in VARIANTS} for _ in range(a.rounds)]
+    run("booktune", tokens=16)  # warm-up: first calls allocate
+    traces = {v: trace(run, v, a.profile) for v in a.variants} if a.profile else {}
+    runs = {name(v, size): (v, size) for size in a.batches for v in a.variants}
+    rounds = [{key: run(*spec) for key, spec in runs.items()} for _ in range(a.rounds)]
     row = summary(rounds, a, torch.get_num_threads()) | {"traces": traces}
     print(json.dumps(row, indent=1))
     a.out.write_text(json.dumps(row) + "\n")
@@ -72,36 +84,57 @@ def questions(data: Path, rows: int) -> list[list[dict]]:
 
 
 def sampler(model, tokenizer, prompts: list[list[dict]], a: argparse.Namespace):
-    """run(variant) -> {seconds, new tokens, replies ended at the end of turn} of one seeded batch, built as
-    `generate_replies` builds it; the booktune variant is `inference.generate.new_tokens`, what it calls."""
+    """run(variant, size) -> {seconds, new tokens, replies ended at the end of turn} of the prompts in seeded
+    batches of `size` (0: one batch), each built as `generate_replies` builds it; the booktune variant is
+    `inference.generate.new_tokens`, what it calls."""
     import contextlib
 
     import torch
 
+    from booktune.inference import generate
     from booktune.inference.attention import cpu_decoding
     from booktune.inference.generate import left_padded, new_tokens
     from booktune.template import stop_token_ids
 
-    batch, mask = left_padded(tokenizer, prompts, "cpu")
     stops = stop_token_ids(tokenizer)
 
-    def run(variant: str, tokens: int = a.tokens) -> dict:
+    def one_batch(variant: str, part: list[list[dict]], tokens: int) -> torch.Tensor:
+        batch, mask = left_padded(tokenizer, part, "cpu")
         kw = {"max_new_tokens": tokens, "temperature": a.temperature, "top_p": a.top_p}
+        if variant in ("booktune", "every row to the end"):
+            return new_tokens(model, tokenizer, batch, mask, **kw)
+        # transformers' sampling over the whole vocabulary
+        return model.generate(input_ids=batch, attention_mask=mask, eos_token_id=stops,
+                              pad_token_id=tokenizer.pad_token_id, do_sample=True, **kw)[:, batch.shape[1]:]
+
+    def run(variant: str, size: int = 0, tokens: int = a.tokens) -> dict:
         attention = cpu_decoding(model) if variant == "decode attention" else contextlib.nullcontext()
+        whole = whole_batches() if variant == "every row to the end" else contextlib.nullcontext()
+        size = size or len(prompts)
         torch.manual_seed(0)
-        with torch.no_grad(), attention:
+        with torch.no_grad(), attention, whole:
             started = time.perf_counter()
-            if variant == "booktune":
-                out = new_tokens(model, tokenizer, batch, mask, **kw)
-            else:  # transformers' sampling over the whole vocabulary
-                out = model.generate(input_ids=batch, attention_mask=mask, eos_token_id=stops,
-                                     pad_token_id=tokenizer.pad_token_id, do_sample=True, **kw)[:, batch.shape[1]:]
+            rows = [row for i in range(0, len(prompts), size)
+                    for row in one_batch(variant, prompts[i : i + size], tokens).tolist()]
             seconds = time.perf_counter() - started
-        ended = [next((i for i, t in enumerate(row) if t in stops), None) for row in out.tolist()]
-        count = sum(out.shape[1] if end is None else end + 1 for end in ended)
+        ended = [next((i for i, t in enumerate(row) if t in stops), None) for row in rows]
+        count = sum(len(row) if end is None else end + 1 for row, end in zip(rows, ended))
         return {"seconds": round(seconds, 2), "new_tokens": count, "ended": sum(e is not None for e in ended)}
 
+    @contextlib.contextmanager
+    def whole_batches():  # new_tokens as it is, but never through the compacting loop
+        compacts = generate.compacts
+        generate.compacts = lambda *args: False
+        try:
+            yield
+        finally:
+            generate.compacts = compacts
+
     return run
+
+
+def name(variant: str, size: int) -> str:
+    return variant if size == 0 else f"{variant}, {size} at a time"
 
 
 def trace(run, variant: str, tokens: int, top: int = 8) -> list[dict]:
@@ -109,7 +142,7 @@ def trace(run, variant: str, tokens: int, top: int = 8) -> list[dict]:
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        run(variant, tokens)
+        run(variant, tokens=tokens)
     ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in ops)
     return [{"op": e.key, "share": round(e.self_cpu_time_total / total, 3), "calls": e.count} for e in ops[:top]]
@@ -117,12 +150,13 @@ def trace(run, variant: str, tokens: int, top: int = 8) -> list[dict]:
 
 def summary(rounds: list[dict], a: argparse.Namespace, threads: int) -> dict:
     out = {"rows": a.rows, "max_new_tokens": a.tokens, "threads": threads, "rounds": rounds}
-    for v in VARIANTS if rounds else ():
+    first = name(a.variants[0], a.batches[0])
+    for v in rounds[0] if rounds else ():
         out[v] = {"median_s": statistics.median(r[v]["seconds"] for r in rounds),
                   "tokens_per_s": round(sum(r[v]["new_tokens"] for r in rounds)
                                         / sum(r[v]["seconds"] for r in rounds), 1),
-                  "median_ratio": round(statistics.median(r[v]["seconds"] / r["transformers"]["seconds"]
-                                                          for r in rounds), 3)}
+                  f"median_ratio_to_{first}": round(statistics.median(r[v]["seconds"] / r[first]["seconds"]
+                                                                     for r in rounds), 3)}
     return out
 
 

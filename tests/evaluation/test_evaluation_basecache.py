@@ -79,21 +79,23 @@ def test_anything_that_changes_the_figures_changes_the_key(tiny, tiny_data_dir, 
     assert key() is None
 
 
-def test_base_replies_are_read_back_and_the_tuned_ones_sampled_again(tiny_run_dir, tiny_data_dir, cache):
+def test_base_replies_are_read_back_and_the_tuned_ones_sampled_again(tiny_run_dir, tiny_data_dir, cache,
+                                                                    monkeypatch):
     from booktune.config import EvalConfig
     from booktune.dataset import load_conversations
+    from booktune.evaluation import compare
     from booktune.evaluation.heldout import voice
     from booktune.inference.session import load_run_model
 
     model, tokenizer, _ = load_run_model(tiny_run_dir, device="cpu")
     held = load_conversations(tiny_data_dir, "eval")
-    real_generate, calls = model.generate, []
+    real, calls = compare.generate_replies, []
 
-    def counted(*args, **kwargs):
-        calls.append(kwargs["input_ids"].shape[0])
-        return real_generate(*args, **kwargs)
+    def counted(model, tokenizer, prompts, **kwargs):  # the real sampling, each batch's size recorded
+        calls.append(len(prompts))
+        return real(model, tokenizer, prompts, **kwargs)
 
-    model.generate = counted
+    monkeypatch.setattr(compare, "generate_replies", counted)
     settings = EvalConfig(samples=2, voice_prompts=4, max_new_tokens=6, sample_batch_size=4)
     _, fresh = voice(model, tokenizer, held, settings, seed=3)  # no cache: tuned and base sampled
     _, first = voice(model, tokenizer, held, settings, seed=3, cache=cache)

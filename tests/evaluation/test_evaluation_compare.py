@@ -17,28 +17,42 @@ def test_asking_for_more_than_there_are_gives_each_once():
     assert [r["id"] for r in pick_records([{"id": i} for i in range(10)], 3)] == [0, 3, 6]
 
 
-def test_held_out_prompts_are_sampled_in_batches_of_sample_batch_size(tiny_run_dir, tiny_data_dir):
-    """Base and tuned replies come from one generate call per batch of `sample_batch_size` prompts each."""
+def test_held_out_prompts_are_sampled_in_batches_of_sample_batch_size(tiny_run_dir, tiny_data_dir, monkeypatch):
+    """Base and tuned replies come from one batch of `sample_batch_size` prompts at a time; 0 takes 32 on a CPU."""
     from booktune.config import EvalConfig
     from booktune.dataset import load_conversations
+    from booktune.evaluation import compare
     from booktune.evaluation.heldout import voice
     from booktune.inference.session import load_run_model
 
     model, tokenizer, _ = load_run_model(tiny_run_dir, device="cpu")
     held = [r for r in load_conversations(tiny_data_dir, "eval") if r.get("task", "continue") == "continue"]
     assert len(held) >= 4
-    real_generate, widths = model.generate, []
+    real, widths = compare.generate_replies, []
 
-    def counted(*args, **kwargs):  # the real generate, with each call's batch recorded
-        widths.append(kwargs["input_ids"].shape[0])
-        return real_generate(*args, **kwargs)
+    def counted(model, tokenizer, prompts, **kwargs):  # the real sampling, with each batch's size recorded
+        widths.append(len(prompts))
+        return real(model, tokenizer, prompts, **kwargs)
 
-    model.generate = counted
-    for size, expected in ((3, [3, 1, 3, 1]), (16, [4, 4])):  # tuned batches, then base
+    monkeypatch.setattr(compare, "generate_replies", counted)
+    for size, expected in ((3, [3, 1, 3, 1]), (16, [4, 4]), (0, [4, 4])):  # tuned batches, then base
         widths.clear()
         settings = EvalConfig(samples=1, voice_prompts=4, max_new_tokens=3, sample_batch_size=size)
         shown, report = voice(model, tokenizer, held, settings, seed=0)
         assert widths == expected and report["prompts"] == 4 and len(shown) == 1
+
+
+def test_sample_batch_by_device():
+    """0 is 32 rows on a CPU and 16 on a GPU; a set size stands on both."""
+    import torch
+
+    from booktune.config import EvalConfig
+    from booktune.evaluation.heldout import sample_batch
+
+    cpu, gpu = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2, device="meta")
+    gpu.parameters = lambda: iter([torch.empty(0, device="meta")])  # stands for a model on a GPU: not a CPU
+    assert sample_batch(cpu, EvalConfig()) == 32 and sample_batch(gpu, EvalConfig()) == 16
+    assert sample_batch(cpu, EvalConfig(sample_batch_size=5)) == 5 == sample_batch(gpu, EvalConfig(sample_batch_size=5))
 
 
 def test_sampling_folds_the_adapter_into_a_copy_of_the_weights_and_restores_them(tiny_model_dir):

@@ -12,8 +12,9 @@ from typing import Any
 
 import torch
 
-from booktune.inference.attention import cpu_decoding
-from booktune.inference.sampling import sampling_arguments
+from booktune.inference.attention import cpu_decoding, plain_softmax_attention
+from booktune.inference.decoding import compact_decode, plain_generation_config, takes_decoding_inputs
+from booktune.inference.sampling import TopKSampler, sampling_arguments
 from booktune.template import render_prompt_ids, stop_token_ids
 
 
@@ -29,13 +30,29 @@ def left_padded(tokenizer: Any, prompts: list[list[dict]], device: Any) -> tuple
 def new_tokens(model: Any, tokenizer: Any, batch: torch.Tensor, mask: torch.Tensor, *, max_new_tokens: int,
                  temperature: float, top_p: float, streamer: Any = None) -> torch.Tensor:
     """The new tokens [B, new] after `batch`, stopped at the template's end of turn, with booktune's CPU decoding
-    attention and top-k sampling where they apply (inference.attention, inference.sampling)."""
+    attention and top-k sampling where they apply (inference.attention, inference.sampling), and on a CPU without
+    a streamer in booktune's loop that drops each row as it ends (inference.decoding)."""
     sampling = sampling_arguments(model, temperature, top_p)
+    sampler = sampling.get("logits_processor", [None])[0]
+    if streamer is None and compacts(model, sampling):
+        with cpu_decoding(model):
+            return compact_decode(model, batch, mask, max_new_tokens=max_new_tokens,
+                                  stop_ids=stop_token_ids(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                                  sampler=sampler)
     with cpu_decoding(model):
         out = model.generate(input_ids=batch, attention_mask=mask, max_new_tokens=max_new_tokens,
                              eos_token_id=stop_token_ids(tokenizer), pad_token_id=tokenizer.pad_token_id,
                              streamer=streamer, **sampling)  # [B, T + new]
     return out[:, batch.shape[1]:]
+
+
+def compacts(model: Any, sampling: dict[str, Any]) -> bool:
+    """booktune's compacting loop decodes: a CPU model with plain softmax attention whose forward takes the loop's
+    inputs, greedy or TopKSampler, and a generation config that adds nothing of its own."""
+    processors = sampling.get("logits_processor", [])
+    return (next(model.parameters()).device.type == "cpu" and plain_softmax_attention(model)
+            and all(isinstance(p, TopKSampler) for p in processors) and "temperature" not in sampling
+            and plain_generation_config(model.generation_config) and takes_decoding_inputs(model))
 
 
 @torch.no_grad()

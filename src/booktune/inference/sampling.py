@@ -41,9 +41,13 @@ class TopKSampler(LogitsProcessor):
             values = values.masked_fill(remove, float("-inf"))
         return values.softmax(dim=-1), ids
 
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    def draw(self, scores: torch.Tensor) -> torch.Tensor:
+        """One token id a row [B] from the scores [B, vocab]."""
         probs, ids = self.kept(scores)
-        token = ids.gather(-1, torch.multinomial(probs, num_samples=1))  # [B, 1]
+        return ids.gather(-1, torch.multinomial(probs, num_samples=1)).squeeze(-1)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        token = self.draw(scores)[:, None]  # [B, 1]
         return torch.full_like(scores, float("-inf")).scatter_(-1, token, 0.0)
 
 
