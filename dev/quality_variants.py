@@ -1,9 +1,10 @@
 """Held-out perplexity of the demo's default run with one change: NEFTune noise, a second tiling of the training text
-shifted by some words (twice the passages, each word trained twice in other company), PEFT's PiSSA initialisation
-(the adapter starts from each weight's principal singular vectors), another learning rate, seed or learning-rate
-schedule (transformers' scheduler names, with their arguments as JSON), or the continuation task alone (the answer
-examples dropped from the training split). Both held-out figures are printed, base and tuned: the continuations' and
-the answers'. Not part of the package.
+shifted by some words (twice the passages, each word trained twice in other company), PEFT's PiSSA initialisation (the
+adapter starts from each weight's principal singular vectors), another learning rate, seed or learning-rate schedule
+(transformers' scheduler names, with their arguments as JSON), other LoRA targets or rank, the continuation task alone
+(the answer examples dropped from the training split), or each passage trained once (`--tasks alternate`: every other
+passage as its continuation, the rest as their answers). Both held-out figures are printed, base and tuned: the
+continuations' and the answers'. Not part of the package.
 
     booktune run examples/books --out outputs/demo            # once: the prepared data and the base perplexity
     python dev/quality_variants.py --out /tmp/q/control
@@ -51,6 +52,22 @@ def continuations_only(data: Path) -> int:
     rows = [line for line in path.read_text().splitlines() if line.strip()]
     kept = [line for line in rows if json.loads(line).get("task", "continue") == "continue"]
     path.write_text("".join(line + "\n" for line in kept))
+    return len(rows) - len(kept)
+
+
+def one_task_each(data: Path) -> int:
+    """Train each passage once: every other passage of a book as its continuation, the rest as its answer (the
+    held-out split keeps both, to be scored); how many examples were dropped."""
+    path = data / "train.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    order: dict[str, list[str]] = {}
+    for r in rows:
+        ids = order.setdefault(r["book"], [])
+        if r["passage_id"] not in ids:
+            ids.append(r["passage_id"])
+    task = {pid: ("continue", "answer")[i % 2] for ids in order.values() for i, pid in enumerate(ids)}
+    kept = [r for r in rows if r.get("task", "continue") == task[r["passage_id"]]]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
     return len(rows) - len(kept)
 
 
@@ -105,7 +122,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--max-steps", type=int, default=-1, help="stop early (a smoke test)")
-    ap.add_argument("--tasks", choices=["continue,answer", "continue"], default="continue,answer")
+    ap.add_argument("--tasks", choices=["continue,answer", "continue", "alternate"], default="continue,answer")
+    ap.add_argument("--targets", default=None, help="LoRA target modules, comma-separated (the recipe's: all-linear)")
+    ap.add_argument("--lora-r", type=int, default=16)
+    ap.add_argument("--lora-alpha", type=int, default=32)
     ap.add_argument("--device", default=None, help="cpu, cuda, ... (booktune's choice when unset)")
     ap.add_argument("--scheduler", default=None, help="a transformers lr_scheduler_type (the recipe's: cosine)")
     ap.add_argument("--scheduler-kwargs", default="{}", help="its lr_scheduler_kwargs, as JSON")
@@ -118,6 +138,8 @@ def main() -> None:
         print(f"added {add_shifted_tiling(data, a.retile)} passages shifted by {a.retile} words", flush=True)
     if a.tasks == "continue":
         print(f"dropped {continuations_only(data)} answer examples from the training split", flush=True)
+    if a.tasks == "alternate":
+        print(f"dropped {one_task_each(data)} examples: each training passage trained once", flush=True)
     if a.neftune:
         with_neftune(a.neftune)
     if a.init:
@@ -131,7 +153,8 @@ def main() -> None:
     started = time.time()
     # The demo's CPU settings on any device: bf16, no 4-bit base, the hf backend, no checkpointing.
     res = booktune.train(str(data), str(out / "run"), learning_rate=a.lr, epochs=a.epochs, seed=a.seed, eval_steps=0,
-                         max_steps=a.max_steps,
+                         max_steps=a.max_steps, lora_r=a.lora_r, lora_alpha=a.lora_alpha,
+                         **({"target_modules": a.targets.split(",")} if a.targets else {}),
                          device=a.device, backend="hf", load_in_4bit=False, gradient_checkpointing=False,
                          liger="off", report_to="none")
     rows = heldout_rows(data, res.tokenizer, max_seq_length=1024, truncation="split")

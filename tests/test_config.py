@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from booktune import api
-from booktune.config import SECTIONS, Config, ConfigError, build_config
+from booktune.config import SECTIONS, Config, ConfigError, TrainConfig, build_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,6 +31,7 @@ def test_flags_override_the_file(tmp_path):
         ("[train]\nlearnin_rate = 1\n", "train.learnin_rate: unknown field"),
         ("[prepare]\nchunk_words = 100\noverlap_words = 100\n", "overlap_words (100) must be smaller"),
         ("[train]\ntruncation = 'cut'\n", "train.truncation"),
+        ("[train]\neval_steps = 2.5\n", "train.eval_steps: a whole number of steps, or a fraction of the run below 1"),
         ("[train\n", "cannot parse"),
     ],
 )
@@ -97,3 +98,9 @@ def test_answer_task_settings_are_checked(values, needle):
 def test_task_lists_read_as_comma_separated_names():
     p = build_config({"prepare": {"tasks": ["answer", "continue"], "question_writer": "Model, keywords"}}).prepare
     assert (p.tasks, p.question_writer) == ("answer,continue", "model,keywords")
+
+
+@pytest.mark.parametrize("given, kept", [(0.5, 0.5), (50, 50), (50.0, 50), (0, 0)])
+def test_eval_steps_are_steps_or_a_fraction_of_the_run(given, kept):
+    value = TrainConfig(eval_steps=given).eval_steps
+    assert value == kept and type(value) is type(kept)

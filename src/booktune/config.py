@@ -180,7 +180,11 @@ class TrainConfig(_Section):
                            "tied to the output head.",
     )
     logging_steps: int = Field(5, ge=1, description="Log the training loss every N steps.")
-    eval_steps: int = Field(50, ge=0, description="Score the held-out split every N steps during training (0: never).")
+    eval_steps: float = Field(
+        0.5, ge=0, description="Score the held-out split during training every N steps, or, below 1, every such "
+                               "fraction of the run's steps (0.5: halfway, and at the end of `booktune train`; "
+                               "0: never).",
+    )
     save_steps: int = Field(50, ge=1, description="Save a resumable checkpoint every N steps.")
     save_total_limit: int = Field(2, ge=1, description="Checkpoints kept on disk.")
     seed: int = Field(42, description="Random seed for LoRA init and data order.")
@@ -229,6 +233,14 @@ class TrainConfig(_Section):
         if value == 0:
             raise ValueError("0 steps trains nothing; use -1 for all epochs or a positive number")
         return value
+
+    @field_validator("eval_steps")
+    @classmethod
+    def _steps_or_fraction(cls, value: float) -> float:
+        # transformers reads a value below 1 as a fraction of max_steps and needs whole numbers above it
+        if value >= 1 and value != int(value):
+            raise ValueError("a whole number of steps, or a fraction of the run below 1 (e.g. 0.25)")
+        return int(value) if value >= 1 or value == 0 else value
 
     @field_validator("report_to", mode="before")
     @classmethod

@@ -17,7 +17,7 @@ TINY = {"max_steps": 4, "save_steps": 2, "logging_steps": 1, "learning_rate": 5e
 
 
 def test_run_writes_a_self_describing_run(tmp_path, short_book, tiny_model_dir):
-    result = booktune.run([short_book], tmp_path, model=str(tiny_model_dir), samples=1, eval_steps=3,
+    result = booktune.run([short_book], tmp_path, model=str(tiny_model_dir), samples=1, eval_steps=0.75,
                           max_new_tokens=5, answer_tokens=5, chunk_words=120, overlap_words=20, format="none", **TINY)
     run = tmp_path / "run"
     adapter = run / "adapter"
@@ -34,7 +34,8 @@ def test_run_writes_a_self_describing_run(tmp_path, short_book, tiny_model_dir):
     assert result.before["tokens"] == result.after["tokens"] > 0
     assert result.after["loss"] < result.before["loss"]  # lr 5e-3 on a random model: the loss must move down
     assert len(result.samples) == 1
-    # scored by the trainer on the eval_steps grid only: run scores the finished adapter itself, once
+    # a fraction of the run's 4 steps, 0.75: every 3. Scored by the trainer on that grid only: run scores the
+    # finished adapter itself, once
     assert [e["step"] for e in meta["log_history"] if "eval_loss" in e] == [3]
     answer_before, answer_after = result.before["answer"], result.after["answer"]
     assert answer_before["tokens"] == answer_after["tokens"] > 0 and answer_after["loss"] < answer_before["loss"]

@@ -282,7 +282,7 @@ def save_outputs(trainer: Any, tokenizer: Any, run: OutputDir, metadata: dict[st
     return run.path / "adapter"
 
 
-def sft_args(run_dir: Path, prec: Precision, t: TrainConfig, *, grad_accum: int, eval_steps: int = 0,
+def sft_args(run_dir: Path, prec: Precision, t: TrainConfig, *, grad_accum: int, eval_steps: float = 0,
              extra: dict[str, Any] | None = None, rows_per_step: int = 0) -> Any:
     """TRL's SFTConfig for `t` on `prec`; `extra` carries the DDP / FSDP settings (scaleout.trainer_args);
     `rows_per_step`: dataset rows a step takes, when not `t.batch_size` (Batching.rows_per_step)."""
