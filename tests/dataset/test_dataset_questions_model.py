@@ -1,5 +1,6 @@
 """The model question writer on a tiny random model: it writes and scores through the model, caches both in DATA so
-that a second prepare loads no model, curates at min_score, and names a model that cannot load."""
+that a second prepare loads no model, curates at min_score, names a model that cannot load or does not fit, and
+halves a batch that runs out of GPU memory."""
 
 import json
 import shutil
@@ -62,15 +63,56 @@ def test_pairs_under_min_score_train_the_continuation_only(tmp_path, short_book,
     assert sum(r["task"] == "continue" for r in rows) == len(records)  # every passage still continues
 
 
-def test_a_model_that_cannot_load_is_named_or_falls_back_when_allowed(tmp_path, short_book):
-    missing = str(tmp_path / "no-such-model")
-    with pytest.raises(QuestionModelError, match=r"^question model .*no-such-model: ") as err:
-        booktune.prepare([short_book], tmp_path / "a", model=None, question_writer="model", question_model=missing,
+def out_of_memory(*args, **kwargs):
+    """What loading a model larger than the GPU raises."""
+    import torch
+
+    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+@pytest.mark.parametrize("case", ["missing", "too large for the GPU"])
+def test_a_writer_that_cannot_load_is_named_or_falls_back_when_allowed(case, tmp_path, short_book, tiny_model_dir,
+                                                                        monkeypatch):
+    import booktune.model
+
+    if case == "missing":
+        writer, needle = str(tmp_path / "no-such-model"), r"^question model .*no-such-model: "
+    else:  # its tokenizer loads; its weights do not fit
+        monkeypatch.setattr(booktune.model, "load_model", out_of_memory)
+        writer, needle = str(tiny_model_dir), r"^question model .+: its weights do not fit in the memory of"
+    with pytest.raises(QuestionModelError, match=needle) as err:
+        booktune.prepare([short_book], tmp_path / "a", model=None, question_writer="model", question_model=writer,
                          **BOOK)
     assert "\n" not in str(err.value)
     stats = booktune.prepare([short_book], tmp_path / "b", model=None, question_writer="model,keywords",
-                             question_model=missing, **BOOK).stats["questions"]
+                             question_model=writer, **BOOK).stats["questions"]
     assert stats["writer"] == "keywords" and stats["kept"] > 0
+
+
+def test_a_batch_out_of_gpu_memory_is_written_again_in_halves(tiny_model_dir, monkeypatch):
+    import torch
+
+    import booktune.inference.generate as generate
+    from booktune.dataset.questions import Context
+    from booktune.dataset.questions.model import load_writer, write
+
+    model, tokenizer = load_writer(Context(str(tiny_model_dir)))
+    texts = [f"Passage {i}: the pond in winter, and what the ice told of the depth of the water." for i in range(11)]
+    whole = write(model, tokenizer, texts)
+    real, sizes = generate.generate_batch, []
+
+    def limited(model, tokenizer, prompts, **kwargs):  # a GPU that holds at most 3 passages at a time
+        sizes.append(len(prompts))
+        if len(prompts) > 3:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return real(model, tokenizer, prompts, **kwargs)
+
+    monkeypatch.setattr(generate, "generate_batch", limited)
+    assert write(model, tokenizer, texts) == whole
+    assert sizes == [11, 5, 2, 2, 2, 2, 2, 1]  # 32 passages asked for (all 11 here), then halves until 2 fit
+    monkeypatch.setattr(generate, "generate_batch", lambda *a, **k: (_ for _ in ()).throw(torch.OutOfMemoryError()))
+    with pytest.raises(QuestionModelError, match="one passage at a time does not fit"):
+        write(model, tokenizer, texts)
 
 
 @pytest.mark.parametrize("reply, expected", [("Score: 4", 4), ("score:5.", 5), ("3", 3), ("Score: 9", None),
