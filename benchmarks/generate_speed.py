@@ -13,6 +13,11 @@ each:
 - booktune: `inference.generate.new_tokens`, what the evaluation's `generate_replies` calls (decode attention,
   `TopKSampler`, and `inference.decoding.compact_decode`, which drops each row from the batch as it ends).
 
+On a GPU (--device cuda) the booktune variant is `new_tokens` as the evaluation runs it there, `model.generate`, every
+row decoded until its batch's longest reply ends (rows leave a batch on a CPU only); --shape samples from random bf16
+weights of a real shape (benchmarks/bench_models.py) with the default's tokenizer instead, which seldom reach an end
+of turn, so every reply runs to --tokens, and the peak GPU memory of each variant is reported.
+
 Prints one JSON object (seconds per round, new tokens, tokens a second, the median ratio of each round to the first
 variant and batch size named) and writes it to --out. Every round draws the same seeds; the variants draw different
 samples, so answers of different lengths are part of what is timed (tokens a second corrects for it).
@@ -23,6 +28,8 @@ samples, so answers of different lengths are part of what is timed (tokens a sec
     python benchmarks/generate_speed.py --data outputs/demo/data --rows 31 --rounds 2 --variants booktune \
         --batches 16 0
     python benchmarks/generate_speed.py --data outputs/demo/data --rounds 0 --profile 256    # traces alone
+    python benchmarks/generate_speed.py --data outputs/demo/data --rows 31 --rounds 2 --device cuda \
+        --variants booktune --batches 16 0 [--shape llama-8b]
 """
 
 from __future__ import annotations
@@ -56,6 +63,8 @@ def main() -> None:
     ap.add_argument("--top-p", type=float, default=0.95)
     ap.add_argument("--profile", type=int, default=0,
                     help="first trace one batch of this many new tokens under each variant: its top operators")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (decode attention is for a CPU only)")
+    ap.add_argument("--shape", default=None, help="random weights of this shape, with --model's tokenizer")
     ap.add_argument("--out", type=Path, default=Path("generate_speed.json"))
     a = ap.parse_args()
     import torch
@@ -63,7 +72,13 @@ def main() -> None:
     from booktune.model import load_model, load_tokenizer
 
     tokenizer = load_tokenizer(a.model)
-    model = load_model(a.model, device="cpu", dtype=torch.bfloat16).eval()
+    if a.shape:
+        sys.path.insert(0, str(HERE))
+        from question_writer import random_writer
+
+        model = random_writer(a.shape, tokenizer, a.device)
+    else:
+        model = load_model(a.model, device=a.device, dtype=torch.bfloat16).eval()
     prompts = questions(a.data, a.rows)
     run = sampler(model, tokenizer, prompts, a)
     run("booktune", tokens=16)  # warm-up: first calls allocate
@@ -98,8 +113,11 @@ def sampler(model, tokenizer, prompts: list[list[dict]], a: argparse.Namespace):
 
     stops = stop_token_ids(tokenizer)
 
+    device = next(model.parameters()).device
+    cuda = device.type == "cuda"
+
     def one_batch(variant: str, part: list[list[dict]], tokens: int) -> torch.Tensor:
-        batch, mask = left_padded(tokenizer, part, "cpu")
+        batch, mask = left_padded(tokenizer, part, device)
         kw = {"max_new_tokens": tokens, "temperature": a.temperature, "top_p": a.top_p}
         if variant in ("booktune", "every row to the end"):
             return new_tokens(model, tokenizer, batch, mask, **kw)
@@ -112,6 +130,9 @@ def sampler(model, tokenizer, prompts: list[list[dict]], a: argparse.Namespace):
         whole = whole_batches() if variant == "every row to the end" else contextlib.nullcontext()
         size = size or len(prompts)
         torch.manual_seed(0)
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
         with torch.no_grad(), attention, whole:
             started = time.perf_counter()
             rows = [row for i in range(0, len(prompts), size)
@@ -119,7 +140,8 @@ def sampler(model, tokenizer, prompts: list[list[dict]], a: argparse.Namespace):
             seconds = time.perf_counter() - started
         ended = [next((i for i, t in enumerate(row) if t in stops), None) for row in rows]
         count = sum(len(row) if end is None else end + 1 for row, end in zip(rows, ended))
-        return {"seconds": round(seconds, 2), "new_tokens": count, "ended": sum(e is not None for e in ended)}
+        peak = {"peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)} if cuda else {}
+        return {"seconds": round(seconds, 2), "new_tokens": count, "ended": sum(e is not None for e in ended)} | peak
 
     @contextlib.contextmanager
     def whole_batches():  # new_tokens as it is, but never through the compacting loop

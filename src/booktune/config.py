@@ -275,8 +275,8 @@ class EvalConfig(_Section):
     top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling threshold.")
     eval_batch_size: int = Field(4, ge=1, description="Examples per forward pass in held-out loss.")
     sample_batch_size: int = Field(
-        0, ge=0, description="Held-out prompts sampled together, for base and tuned replies alike (0: 32 on a CPU, "
-                             "16 on a GPU; more is faster where memory allows; another size draws other samples)."
+        0, ge=0, description="Held-out prompts sampled together, for base and tuned replies alike (0: 32; more is "
+                             "faster where memory allows; another size draws other samples)."
     )
     eval_device: str | None = Field(
         None, description="Device for held-out loss and samples, e.g. 'cuda:1' (default: the training device)."

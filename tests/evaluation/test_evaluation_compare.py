@@ -18,7 +18,7 @@ def test_asking_for_more_than_there_are_gives_each_once():
 
 
 def test_held_out_prompts_are_sampled_in_batches_of_sample_batch_size(tiny_run_dir, tiny_data_dir, monkeypatch):
-    """Base and tuned replies come from one batch of `sample_batch_size` prompts at a time; 0 takes 32 on a CPU."""
+    """Base and tuned replies come from one batch of `sample_batch_size` prompts at a time; 0 takes 32."""
     from booktune.config import EvalConfig
     from booktune.dataset import load_conversations
     from booktune.evaluation import compare
@@ -42,17 +42,11 @@ def test_held_out_prompts_are_sampled_in_batches_of_sample_batch_size(tiny_run_d
         assert widths == expected and report["prompts"] == 4 and len(shown) == 1
 
 
-def test_sample_batch_by_device():
-    """0 is 32 rows on a CPU and 16 on a GPU; a set size stands on both."""
-    import torch
-
+def test_sample_batch_is_32_unless_set():
     from booktune.config import EvalConfig
     from booktune.evaluation.heldout import sample_batch
 
-    cpu, gpu = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2, device="meta")
-    gpu.parameters = lambda: iter([torch.empty(0, device="meta")])  # stands for a model on a GPU: not a CPU
-    assert sample_batch(cpu, EvalConfig()) == 32 and sample_batch(gpu, EvalConfig()) == 16
-    assert sample_batch(cpu, EvalConfig(sample_batch_size=5)) == 5 == sample_batch(gpu, EvalConfig(sample_batch_size=5))
+    assert sample_batch(EvalConfig()) == 32 and sample_batch(EvalConfig(sample_batch_size=5)) == 5
 
 
 def test_sampling_folds_the_adapter_into_a_copy_of_the_weights_and_restores_them(tiny_model_dir):

@@ -13,14 +13,12 @@ from booktune.evaluation.basecache import OFF, BaseCache, rows_digest
 KEPT = ", kept from an earlier evaluation"  # after a base figure read back from the cache (basecache.py)
 
 
-def sample_batch(model: Any, e: EvalConfig) -> int:
-    """Prompts sampled together: `sample_batch_size`, or by device where it is 0. On a CPU a decoding step costs a
-    fixed part (reading the weights) and a part per row, and finished replies leave the batch
-    (inference/decoding.py), so one large batch is fastest; on a GPU 16 rows keep the KV cache of an 8B model small
-    beside it."""
-    if e.sample_batch_size:
-        return e.sample_batch_size
-    return 32 if next(model.parameters()).device.type == "cpu" else 16
+def sample_batch(e: EvalConfig) -> int:
+    """Prompts sampled together: `sample_batch_size`, or 32 where it is 0. A decoding step reads the weights once
+    for the whole batch, so one large batch is faster than several small ones on a CPU and a GPU alike, and on a CPU
+    finished replies also leave the batch (inference/decoding.py); 32 rows of an 8B model's KV cache at the
+    answers' length take about 3 GiB beside it (docs/benchmarks.md)."""
+    return e.sample_batch_size or 32
 
 
 def score(model: Any, rows: list[dict], tokenizer: Any, batch_size: int, label: str,
@@ -71,7 +69,7 @@ def voice(model: Any, tokenizer: Any, held: list[dict], e: EvalConfig, *, seed: 
     with console.status(f"continuing {min(n, len(held))} held-out prompts with the base and the tuned model"):
         pairs = compare_continuations(model, tokenizer, held, n=n, max_new_tokens=e.max_new_tokens,
                                       temperature=e.temperature, top_p=e.top_p, seed=seed,
-                                      batch_size=sample_batch(model, e), cache=cache)
+                                      batch_size=sample_batch(e), cache=cache)
     report = voice_report([p.reference for p in pairs], [p.base for p in pairs], [p.tuned for p in pairs])
     report["prompts"] = len(pairs)
     report["continuations"] = [p.__dict__ for p in pairs]
@@ -96,7 +94,7 @@ def answers(model: Any, tokenizer: Any, held: list[dict], train: list[dict], e: 
     with console.status(f"answering {n} held-out questions with the base and the tuned model"):
         questions, base, tuned = compare_answers(model, tokenizer, held, n=n,
                                                  max_new_tokens=e.answer_tokens, temperature=e.temperature,
-                                                 top_p=e.top_p, seed=seed, batch_size=sample_batch(model, e),
+                                                 top_p=e.top_p, seed=seed, batch_size=sample_batch(e),
                                                  cache=cache)
     report = answer_measures(questions, base, tuned, train)
     report["samples"] = [{"id": q["id"], "question": q["question"], "base": b.text, "tuned": t.text,
