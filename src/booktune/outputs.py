@@ -60,7 +60,8 @@ class OutputDir:
             raise OutputError(f"{path}: a file, not a folder; choose another --out")
         path.mkdir(parents=True, exist_ok=True)
         folder = cls(path, layout, _read_manifest(path, layout))
-        for line in recover_strays(path, folder.owned | {MANIFEST}):
+        # rank 0 alone, which alone writes: another rank would take rank 0's temp files in flight for strays
+        for line in recover_strays(path, folder.owned | {MANIFEST}) if is_main_process() else ():
             console.print(f"[yellow]{escape(line)}")
         foreign = folder.foreign()
         if foreign and not overwrite:

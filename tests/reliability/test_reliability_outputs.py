@@ -80,6 +80,20 @@ def test_a_swap_cut_between_its_renames_is_undone_on_the_next_open(tmp_path):
     assert (tmp_path / ".mine.old").exists()  # a name booktune does not own is never touched
 
 
+def test_only_the_writing_rank_cleans_up_temp_files(tmp_path, monkeypatch):
+    import booktune.outputs
+
+    OutputDir.open(tmp_path, DATA).write_text("train.jsonl", "{}\n")
+    in_flight = tmp_path / f".{MANIFEST}.abcd1234.tmp"  # rank 0's manifest, written while rank 1 opens the folder
+    in_flight.write_text("{}")
+    monkeypatch.setattr(booktune.outputs, "is_main_process", lambda: False)
+    OutputDir.open(tmp_path, DATA)
+    assert in_flight.exists()
+    monkeypatch.setattr(booktune.outputs, "is_main_process", lambda: True)
+    OutputDir.open(tmp_path, DATA)
+    assert not in_flight.exists()
+
+
 def test_a_folder_swap_never_leaves_the_target_missing(tmp_path):
     target = tmp_path / "adapter"
     with atomic_dir(target) as tmp:
