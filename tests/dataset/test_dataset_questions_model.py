@@ -99,7 +99,7 @@ def test_a_batch_out_of_gpu_memory_is_written_again_in_halves(tiny_model_dir, mo
     model, tokenizer = load_writer(Context(str(tiny_model_dir)))
     texts = [f"Passage {i}: the pond in winter, and what the ice told of the depth of the water." for i in range(11)]
     whole = write(model, tokenizer, texts)
-    real, sizes = generate.generate_batch, []
+    real, sizes = generate.generate_replies, []
 
     def limited(model, tokenizer, prompts, **kwargs):  # a GPU that holds at most 3 passages at a time
         sizes.append(len(prompts))
@@ -107,10 +107,10 @@ def test_a_batch_out_of_gpu_memory_is_written_again_in_halves(tiny_model_dir, mo
             raise torch.OutOfMemoryError("CUDA out of memory")
         return real(model, tokenizer, prompts, **kwargs)
 
-    monkeypatch.setattr(generate, "generate_batch", limited)
+    monkeypatch.setattr(generate, "generate_replies", limited)
     assert write(model, tokenizer, texts) == whole
     assert sizes == [11, 5, 2, 2, 2, 2, 2, 1]  # 32 passages asked for (all 11 here), then halves until 2 fit
-    monkeypatch.setattr(generate, "generate_batch", lambda *a, **k: (_ for _ in ()).throw(torch.OutOfMemoryError()))
+    monkeypatch.setattr(generate, "generate_replies", lambda *a, **k: (_ for _ in ()).throw(torch.OutOfMemoryError()))
     with pytest.raises(QuestionModelError, match="one passage at a time does not fit"):
         write(model, tokenizer, texts)
 

@@ -83,19 +83,19 @@ def test_base_replies_are_read_back_and_the_tuned_ones_sampled_again(tiny_run_di
                                                                     monkeypatch):
     from booktune.config import EvalConfig
     from booktune.dataset import load_conversations
-    from booktune.evaluation import compare
     from booktune.evaluation.heldout import voice
+    from booktune.inference import generate
     from booktune.inference.session import load_run_model
 
     model, tokenizer, _ = load_run_model(tiny_run_dir, device="cpu")
     held = load_conversations(tiny_data_dir, "eval")
-    real, calls = compare.generate_replies, []
+    real, calls = generate.generate_replies, []
 
     def counted(model, tokenizer, prompts, **kwargs):  # the real sampling, each batch's size recorded
         calls.append(len(prompts))
         return real(model, tokenizer, prompts, **kwargs)
 
-    monkeypatch.setattr(compare, "generate_replies", counted)
+    monkeypatch.setattr(generate, "generate_replies", counted)
     settings = EvalConfig(samples=2, voice_prompts=4, max_new_tokens=6, sample_batch_size=4)
     _, fresh = voice(model, tokenizer, held, settings, seed=3)  # no cache: tuned and base sampled
     _, first = voice(model, tokenizer, held, settings, seed=3, cache=cache)

@@ -21,20 +21,20 @@ def test_held_out_prompts_are_sampled_in_batches_of_sample_batch_size(tiny_run_d
     """Base and tuned replies come from one batch of `sample_batch_size` prompts at a time; 0 takes 32."""
     from booktune.config import EvalConfig
     from booktune.dataset import load_conversations
-    from booktune.evaluation import compare
     from booktune.evaluation.heldout import voice
+    from booktune.inference import generate
     from booktune.inference.session import load_run_model
 
     model, tokenizer, _ = load_run_model(tiny_run_dir, device="cpu")
     held = [r for r in load_conversations(tiny_data_dir, "eval") if r.get("task", "continue") == "continue"]
     assert len(held) >= 4
-    real, widths = compare.generate_replies, []
+    real, widths = generate.generate_replies, []
 
     def counted(model, tokenizer, prompts, **kwargs):  # the real sampling, with each batch's size recorded
         widths.append(len(prompts))
         return real(model, tokenizer, prompts, **kwargs)
 
-    monkeypatch.setattr(compare, "generate_replies", counted)
+    monkeypatch.setattr(generate, "generate_replies", counted)
     for size, expected in ((3, [3, 1, 3, 1]), (16, [4, 4]), (0, [4, 4])):  # tuned batches, then base
         widths.clear()
         settings = EvalConfig(samples=1, voice_prompts=4, max_new_tokens=3, sample_batch_size=size)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from booktune.evaluation.basecache import OFF, BaseCache, tokenizer_digest
-from booktune.inference.generate import Reply, generate_replies
+from booktune.inference.generate import Reply, replies_in_batches
 
 
 @dataclass
@@ -40,11 +40,9 @@ def paired_replies(peft_model: Any, tokenizer: Any, records: list[dict[str, Any]
     prompts = [r["messages"][:-1] for r in records]
     was_training = peft_model.training
     peft_model.eval()
-    starts = range(0, len(records), batch_size)
 
     def replies() -> list[Reply]:
-        return [reply for i in starts for reply in generate_replies(
-            peft_model, tokenizer, prompts[i : i + batch_size], seed=seed + i, **kw)]
+        return replies_in_batches(peft_model, tokenizer, prompts, batch_size=batch_size, seed=seed, **kw)
 
     with folded_adapter(peft_model):
         tuned = replies()

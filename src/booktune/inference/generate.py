@@ -72,6 +72,28 @@ def generate_batch(model: Any, tokenizer: Any, prompts: list[list[dict]], *, max
                                              temperature=temperature, top_p=top_p, seed=seed)]
 
 
+def replies_in_batches(model: Any, tokenizer: Any, prompts: list[list[dict]], *, batch_size: int, seed: int,
+                       done: Any = None, **sampling: Any) -> list[Reply]:
+    """generate_replies over `prompts`, `batch_size` at a time, each batch seeded with `seed` plus the index of its
+    first prompt. A batch that runs out of GPU memory is split in halves and sampled again (a batch of one raises);
+    `done(n)` after each batch of n."""
+    out: list[Reply] = []
+    while len(out) < len(prompts):
+        part = prompts[len(out):len(out) + batch_size]
+        try:
+            replies = generate_replies(model, tokenizer, part, seed=seed + len(out), **sampling)
+        except torch.OutOfMemoryError:
+            if len(part) == 1:
+                raise
+            torch.cuda.empty_cache()
+            batch_size = len(part) // 2
+            continue
+        out += replies
+        if done is not None:
+            done(len(part))
+    return out
+
+
 @dataclass
 class Reply:
     text: str

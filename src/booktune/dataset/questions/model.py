@@ -112,27 +112,19 @@ def _generate(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: in
     import torch
 
     from booktune.console import progress_bar
-    from booktune.inference.generate import generate_batch
+    from booktune.inference.generate import replies_in_batches
 
-    out: list[str] = []
-    size = BATCH
     with progress_bar(transient=True) as bar:
         task = bar.add_task(label, total=len(prompts), info="")
-        while len(out) < len(prompts):
-            batch = [[{"role": "user", "content": c}] for c in prompts[len(out):len(out) + size]]
-            try:
-                replies = generate_batch(model, tokenizer, batch, max_new_tokens=max_new_tokens, temperature=0.0,
-                                         top_p=1.0, seed=0)
-            except torch.OutOfMemoryError:
-                torch.cuda.empty_cache()
-                if len(batch) == 1:
-                    raise QuestionModelError(f"{label}: one passage at a time does not fit in GPU memory; use "
-                                             "--question-writer keywords or a smaller --question-model") from None
-                size = len(batch) // 2  # greedy: the same questions in smaller batches
-                continue
-            out += replies
-            bar.update(task, advance=len(batch))
-    return out
+        try:  # greedy: a batch halved for memory writes the same questions
+            replies = replies_in_batches(model, tokenizer, [[{"role": "user", "content": c}] for c in prompts],
+                                         batch_size=BATCH, seed=0, max_new_tokens=max_new_tokens, temperature=0.0,
+                                         top_p=1.0, done=lambda n: bar.update(task, advance=n))
+        except torch.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            raise QuestionModelError(f"{label}: one passage at a time does not fit in GPU memory; use "
+                                     "--question-writer keywords or a smaller --question-model") from None
+    return [r.text for r in replies]
 
 
 def clean_question(reply: str) -> str:
