@@ -1,4 +1,5 @@
-"""Random models of real shapes, saved locally (no Hub), and seed-shaped training rows, for train_throughput.py."""
+"""Random models of real shapes, saved locally (no Hub) or built in memory for generation, and seed-shaped training
+rows, for train_throughput.py, question_writer.py and generate_speed.py."""
 
 from __future__ import annotations
 
@@ -88,6 +89,22 @@ def build_model(name: str, root: Path, device: str = "cuda") -> Path:
     (out / "booktune-bench.json").write_text(json.dumps({"params": params,
                                                          "seconds": round(time.perf_counter() - started, 1)}))
     return out
+
+
+def random_model(name: str, tokenizer: Any, device: str) -> Any:
+    """Random bf16 weights of shape `name` in memory, for generation: the vocabulary sized to a real `tokenizer`,
+    its end and pad tokens, and the KV cache on."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    config = build_config(name)
+    config.vocab_size = len(tokenizer)
+    config.eos_token_id, config.pad_token_id = tokenizer.eos_token_id, tokenizer.pad_token_id
+    config.use_cache = True
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    return model.eval()
 
 
 def make_rows(n: int, vocab: int, *, lo: int, hi: int, seed: int = 0) -> list[dict[str, list[int]]]:

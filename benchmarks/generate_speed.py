@@ -74,9 +74,9 @@ def main() -> None:
     tokenizer = load_tokenizer(a.model)
     if a.shape:
         sys.path.insert(0, str(HERE))
-        from question_writer import random_writer
+        from bench_models import random_model
 
-        model = random_writer(a.shape, tokenizer, a.device)
+        model = random_model(a.shape, tokenizer, a.device)
     else:
         model = load_model(a.model, device=a.device, dtype=torch.bfloat16).eval()
     prompts = questions(a.data, a.rows)

@@ -22,22 +22,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def random_writer(shape: str, tokenizer: Any, device: str) -> Any:
-    """Random bf16 weights of `shape`, its vocabulary sized to `tokenizer`, built on `device`."""
-    import torch
-    from bench_models import build_config
-    from transformers import AutoModelForCausalLM
-
-    config = build_config(shape)
-    config.vocab_size = len(tokenizer)
-    config.eos_token_id, config.pad_token_id = tokenizer.eos_token_id, tokenizer.pad_token_id
-    config.use_cache = True
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-    return model.eval()
-
-
 def passages(data: Path, n: int) -> list[str]:
     from booktune.dataset import load_conversations
 
@@ -77,6 +61,8 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[8])
     ap.add_argument("--out", type=Path, default=None, help="also write the results here, as JSON")
     a = ap.parse_args()
+    from bench_models import random_model
+
     from booktune.dataset.questions import Context
     from booktune.dataset.questions.model import load_writer
     from booktune.devices import pick_device
@@ -85,7 +71,7 @@ def main() -> None:
     started = time.perf_counter()
     if a.shape:
         tokenizer = load_tokenizer(a.model)
-        model = random_writer(a.shape, tokenizer, pick_device(None))
+        model = random_model(a.shape, tokenizer, pick_device(None))
     else:
         model, tokenizer = load_writer(Context(a.model))
     loaded = round(time.perf_counter() - started, 1)

@@ -65,13 +65,6 @@ def generate(model: Any, tokenizer: Any, messages: list[dict], *, max_new_tokens
     return tokenizer.decode(new[0], skip_special_tokens=True, clean_up_tokenization_spaces=False).strip()
 
 
-def generate_batch(model: Any, tokenizer: Any, prompts: list[list[dict]], *, max_new_tokens: int,
-                   temperature: float, top_p: float, seed: int) -> list[str]:
-    """A reply to each prompt (messages ending with a user turn); left-padded into one batch, seeded."""
-    return [r.text for r in generate_replies(model, tokenizer, prompts, max_new_tokens=max_new_tokens,
-                                             temperature=temperature, top_p=top_p, seed=seed)]
-
-
 def replies_in_batches(model: Any, tokenizer: Any, prompts: list[list[dict]], *, batch_size: int, seed: int,
                        done: Any = None, **sampling: Any) -> list[Reply]:
     """generate_replies over `prompts`, `batch_size` at a time, each batch seeded with `seed` plus the index of its
@@ -103,7 +96,8 @@ class Reply:
 @torch.no_grad()
 def generate_replies(model: Any, tokenizer: Any, prompts: list[list[dict]], *, max_new_tokens: int,
                      temperature: float, top_p: float, seed: int) -> list[Reply]:
-    """generate_batch's replies, each with whether it ended at the template's end of turn."""
+    """A reply to each prompt (messages ending with a user turn), left-padded into one seeded batch, with whether
+    it ended at the template's end of turn."""
     batch, mask = left_padded(tokenizer, prompts, next(model.parameters()).device)
     torch.manual_seed(seed)
     out = new_tokens(model, tokenizer, batch, mask, max_new_tokens=max_new_tokens, temperature=temperature,
