@@ -2,9 +2,10 @@
 shifted by some words (twice the passages, each word trained twice in other company), PEFT's PiSSA initialisation (the
 adapter starts from each weight's principal singular vectors), another learning rate, seed or learning-rate schedule
 (transformers' scheduler names, with their arguments as JSON), other LoRA targets or rank, the continuation task alone
-(the answer examples dropped from the training split), or each passage trained once (`--tasks alternate`: every other
-passage as its continuation, the rest as their answers). Both held-out figures are printed, base and tuned: the
-continuations' and the answers'. Not part of the package.
+(the answer examples dropped from the training split), each passage trained once (`--tasks alternate`: every other
+passage as its continuation, the rest as their answers), a passage's two examples in separate steps (`--apart`), or
+the tasks one after the other (`--order answers-first` or `continuations-first`). Both held-out figures are printed,
+base and tuned: the continuations' and the answers'. Not part of the package.
 
     booktune run examples/books --out outputs/demo            # once: the prepared data and the base perplexity
     python dev/quality_variants.py --out /tmp/q/control
@@ -13,6 +14,8 @@ continuations' and the answers'. Not part of the package.
     python dev/quality_variants.py --out /tmp/q/pissa --init pissa_niter_4 --lr 2e-4
     python dev/quality_variants.py --out /tmp/q/lr7e-4 --lr 7e-4 --seed 43 --device cuda
     python dev/quality_variants.py --out /tmp/q/continue --tasks continue
+    python dev/quality_variants.py --out /tmp/q/apart --apart --lr 5e-4 --scheduler cosine
+    python dev/quality_variants.py --out /tmp/q/answers1st --order answers-first --lr 5e-4 --scheduler cosine
     python dev/quality_variants.py --out /tmp/q/linear --lr 5e-4 --scheduler linear
     python dev/quality_variants.py --out /tmp/q/minlr --lr 5e-4 --scheduler cosine_with_min_lr \
         --scheduler-kwargs '{"min_lr_rate": 0.1}'
@@ -111,6 +114,37 @@ def with_lora_init(init: str) -> None:
     HfBackend.add_lora = add_lora
 
 
+def with_order(order: str, seed: int) -> None:
+    """Make the recipe train one task's packed rows before the other's (`order`: 'answers-first' or
+    'continuations-first'), each task's rows shuffled, in place of one shuffled mix."""
+    import random
+
+    import booktune.training.packing as packing
+    import booktune.training.recipe as recipe
+
+    original, sft = packing.training_batches, recipe.sft_args
+
+    def training_batches(rows, batching, *, max_len, pad_token_id, batch_size=1, group=False):
+        if not rows or batching.mode != "packed" or "task" not in rows[0]:
+            return original(rows, batching, max_len=max_len, pad_token_id=pad_token_id, batch_size=batch_size)
+        first = "answer" if order == "answers-first" else "continue"
+        out = []
+        for want in (True, False):
+            half = [r for r in rows if (r["task"] == first) == want]
+            packed, collator = original(half, batching, max_len=max_len, pad_token_id=pad_token_id,
+                                        batch_size=batch_size)
+            random.Random(seed).shuffle(packed)
+            out += packed
+        return out, collator
+
+    def sft_args(*args, **kw):
+        out = sft(*args, **kw)
+        out.train_sampling_strategy = "sequential"  # the rows' order is the training order
+        return out
+
+    packing.training_batches, recipe.sft_args = training_batches, sft_args
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="outputs/demo/data", help="a prepared DATA folder (the demo's)")
@@ -118,7 +152,7 @@ def main() -> None:
     ap.add_argument("--neftune", type=float, default=None, help="NEFTune noise alpha")
     ap.add_argument("--retile", type=int, default=0, help="add a second tiling starting this many words in")
     ap.add_argument("--init", default=None, help="PEFT init_lora_weights, e.g. pissa_niter_4 or olora")
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=1.4e-3)
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--max-steps", type=int, default=-1, help="stop early (a smoke test)")
@@ -126,8 +160,12 @@ def main() -> None:
     ap.add_argument("--targets", default=None, help="LoRA target modules, comma-separated (the recipe's: all-linear)")
     ap.add_argument("--lora-r", type=int, default=16)
     ap.add_argument("--lora-alpha", type=int, default=32)
+    ap.add_argument("--apart", action="store_true",
+                    help="a passage's examples packed apart, in separate steps (group_passages off)")
+    ap.add_argument("--order", choices=["random", "answers-first", "continuations-first"], default="random",
+                    help="one task's rows before the other's (each passage's examples apart)")
     ap.add_argument("--device", default=None, help="cpu, cuda, ... (booktune's choice when unset)")
-    ap.add_argument("--scheduler", default=None, help="a transformers lr_scheduler_type (the recipe's: cosine)")
+    ap.add_argument("--scheduler", default=None, help="a transformers lr_scheduler_type (the config's: linear)")
     ap.add_argument("--scheduler-kwargs", default="{}", help="its lr_scheduler_kwargs, as JSON")
     a = ap.parse_args()
     out = Path(a.out)
@@ -144,6 +182,8 @@ def main() -> None:
         with_neftune(a.neftune)
     if a.init:
         with_lora_init(a.init)
+    if a.order != "random":
+        with_order(a.order, a.seed)
     if a.scheduler:
         with_scheduler(a.scheduler, json.loads(a.scheduler_kwargs))
     import booktune
@@ -154,6 +194,7 @@ def main() -> None:
     # The demo's CPU settings on any device: bf16, no 4-bit base, the hf backend, no checkpointing.
     res = booktune.train(str(data), str(out / "run"), learning_rate=a.lr, epochs=a.epochs, seed=a.seed, eval_steps=0,
                          max_steps=a.max_steps, lora_r=a.lora_r, lora_alpha=a.lora_alpha,
+                         group_passages=not a.apart and a.order == "random",
                          **({"target_modules": a.targets.split(",")} if a.targets else {}),
                          device=a.device, backend="hf", load_in_4bit=False, gradient_checkpointing=False,
                          liger="off", report_to="none")

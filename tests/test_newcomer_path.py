@@ -38,7 +38,7 @@ def prepare_train_chat(tmp_path: Path, tiny: tuple) -> None:
     booktune("prepare", BOOK, "--out", data, *tiny, *TINY_DATA, "--system-prompt", SYSTEM)
     assert (data / "dataset_info.json").is_file() and (data / "axolotl.yaml").is_file()
     out = booktune("train", data, "--out", run, *tiny, *TINY_RUN)
-    assert "learning rate: 0.0005 (by model size" in out
+    assert "learning rate: 0.0014 (by model size" in out
     # chat starts from the system prompt the run trained with (train recorded it), and says so
     system = first_system_prompt(data)
     assert system == "You are Henry David Thoreau. Write as Henry David Thoreau wrote Walden."
@@ -70,7 +70,7 @@ def test_prepare_train_chat_notebook_and_the_notebook_runs(tmp_path, tiny_model_
              "--samples", 1, "--voice-prompts", 1, "--answer-questions", 1, "--max-new-tokens", 5, "--kernel", "python3",
              "--config", tmp_path / "chat.toml")
     outputs = execute(notebook)
-    assert "before:" in outputs and "after:" in outputs and "learning rate: 0.0005" in outputs
+    assert "before:" in outputs and "after:" in outputs and "learning rate: 0.0014" in outputs
     written = notebook.parent / "outputs"
     meta = json.loads((written / "run" / "booktune.json").read_text())
     assert meta["heldout"]["after"]["loss"] > 0 and meta["system_prompt"] == first_system_prompt(written / "data")

@@ -141,13 +141,17 @@ class TrainConfig(_Section):
     epochs: float = Field(1.0, gt=0, le=1000, description="Passes over the training split.")
     max_steps: int = Field(-1, ge=-1, description="Stop after this many optimizer steps (-1: run all epochs).")
     learning_rate: float | None = Field(
-        None, gt=0, lt=1, description="Peak learning rate (AdamW, cosine decay). Default: by the model's size, and "
-                                      "under 1B parameters by the tasks: 5e-4 when passages are trained as "
-                                      "continuations and answers, 1e-3 when once (both measured on the 135M "
-                                      "default, docs/quality.md); 2e-4 from 1B (the peers' LoRA starting point). "
-                                      "`booktune plan` prints it.",
+        None, gt=0, lt=1, description="Peak learning rate (AdamW). Default: by the model's size, and under 1B "
+                                      "parameters by the tasks: 1.4e-3 when passages are trained as continuations "
+                                      "and answers in one step (5e-4 with group_passages off), 1e-3 when once "
+                                      "(measured on the 135M default, docs/quality.md); 2e-4 from 1B (the peers' "
+                                      "LoRA starting point). `booktune plan` prints it.",
     )
     warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Share of steps spent warming the learning rate up.")
+    lr_scheduler: Literal["linear", "cosine", "constant"] = Field(
+        "linear", description="The learning rate after warmup: 'linear' decay to zero (as TRL and Unsloth), "
+                              "'cosine' decay to zero, or 'constant'.",
+    )
     batch_size: int = Field(1, ge=1, le=4096, description="Examples per device per step; with packing, rows of "
                                                           "max_seq_length tokens.")
     grad_accum: int = Field(1, ge=1, le=4096, description="Gradient accumulation steps per optimizer step.")
@@ -203,6 +207,11 @@ class TrainConfig(_Section):
         True, description="Pack examples into max_seq_length rows, each attending only to itself; where a step's "
                           "rows run as one (Unsloth, varlen attention), into one row of batch_size x max_seq_length "
                           "(off, or where isolation is unavailable: padded batches of similar length).",
+    )
+    group_passages: bool = Field(
+        True, description="Pack a passage's examples (its continuation and its answers) into one row, trained in "
+                          "one step: the passage is learned once in both forms, not twice as in a second epoch. Such "
+                          "a row may hold up to two examples of max_seq_length tokens.",
     )
     gpus: str | None = Field(
         None, pattern=r"^(all|[1-9][0-9]*)$",

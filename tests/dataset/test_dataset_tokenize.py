@@ -55,3 +55,23 @@ def test_an_over_long_answer_keeps_its_question_on_the_first_half(default_tokeni
     assert "What do the sentences say?" in prompt
     words = " ".join(trained_text(default_tokenizer, r).removesuffix("<|im_end|>") for r in rows).split()
     assert words == PASSAGE.split()
+
+
+def test_a_passages_examples_and_their_halves_share_a_passage_key(default_tokenizer):
+    """Training packs the examples of one passage key into one step: the key must name the text they train."""
+    from booktune.dataset.format import make_answer_record
+
+    whole = record()
+    answer = make_answer_record(whole, "What do the sentences say?", 1, system_prompt=DEFAULT_SYSTEM_PROMPT,
+                                answer_prompt="{question}")
+    prompts = {"system_prompt": DEFAULT_SYSTEM_PROMPT, "user_prompt": DEFAULT_USER_PROMPT}
+    rows, _ = tokenize_records(default_tokenizer, [whole, answer], max_seq_length=1024, **prompts)
+    assert [(r["id"], r["passage"]) for r in rows] == [("b-00000", "b-00000"), ("b-00000-q1", "b-00000")]
+    rows, report = tokenize_records(default_tokenizer, [whole, answer], max_seq_length=320, **prompts)
+    assert report.split >= 2
+    texts: dict[str, set[str]] = {}
+    for r in rows:
+        texts.setdefault(r["passage"], set()).add(trained_text(default_tokenizer, r))
+    assert all(len(t) == 1 for t in texts.values())  # one key, one text
+    shared = [k for k in texts if sum(r["passage"] == k for r in rows) == 2]
+    assert shared and all(k.startswith("b-00000") and k != "b-00000" for k in shared)

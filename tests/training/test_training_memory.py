@@ -99,7 +99,8 @@ def test_plan_command_reads_only_the_config(tmp_path):
     assert result.exit_code == 1 and "error" in result.output and "Traceback" not in result.output
 
 
-# Peaks measured on an H100 (docs/benchmarks.md "Memory plan"): (shape, backend, batch, lora_r, expert LoRA, GiB).
+# Peaks measured on an H100 (docs/benchmarks.md "Memory plan"): (shape, backend, batch, lora_r, expert LoRA, GiB),
+# each example packed on its own (group_passages off): every step at most batch x 2048 tokens.
 # The two Llama rows fitted LAYER_WORK / MLP_WORK; the GPT-OSS rows (shared/notes/gpt-oss.md §6) did not.
 # Then Unsloth with its checkpoints kept on the GPU (offload_activations off, measured on an H200), and the 8B rows
 # again on an H200 with each step packed as one full row and Unsloth on booktune's varlen kernel.
@@ -116,15 +117,32 @@ MEASURED_OSS = [(1, False, True, 13.88), (2, False, True, 14.19), (1, True, True
 @pytest.mark.parametrize("kind,backend,batch,r,experts,gib", MEASURED)
 def test_predictions_are_within_15_percent_of_measured_peaks(kind, backend, batch, r, experts, gib):
     settings = run(batch, 2048, backend.removesuffix("-kept"), lora_r=r, target_modules=["all-linear"] if experts
-                   else ATTENTION, offload_activations=not backend.endswith("-kept"))
+                   else ATTENTION, offload_activations=not backend.endswith("-kept"), group_passages=False)
     assert predict(shape(kind), *settings).allocated / GIB == pytest.approx(gib, rel=0.15)
 
 
 @pytest.mark.parametrize("batch,offloaded,experts,gib", MEASURED_OSS)
 def test_gpt_oss_predictions_are_within_15_percent_of_packed_peaks(batch, offloaded, experts, gib):
-    settings = run(batch, 2048, lora_r=8, offload_embeddings=offloaded,
+    settings = run(batch, 2048, lora_r=8, offload_embeddings=offloaded, group_passages=False,
                    target_modules=["all-linear"] if experts else ATTENTION)
     assert predict(shape("gpt_oss"), *settings).allocated / GIB == pytest.approx(gib, rel=0.15)
+
+
+def test_a_passages_examples_in_one_row_are_planned_as_a_step_of_two_rows():
+    grouped, backend = run(1, 2048)
+    apart = grouped.model_copy(update={"group_passages": False})
+    two = apart.model_copy(update={"batch_size": 2})
+    assert memory.step_tokens(grouped) == (4096, 4096) and memory.step_tokens(apart) == (2048, 2048)
+    assert predict(shape("8b"), grouped, backend).activations == predict(shape("8b"), two, backend).activations
+    # From batch 2 a step's row already holds both examples: no more than without grouping.
+    four = run(4, 2048)[0]
+    assert predict(shape("8b"), four, backend).total == predict(
+        shape("8b"), four.model_copy(update={"group_passages": False}), backend).total
+    assert predict(shape("8b"), grouped.model_copy(update={"packing": False}), backend).total == predict(
+        shape("8b"), apart, backend).total
+    lines = describe(shape("8b"), grouped, backend, 24 * GIB)
+    assert "a passage's examples in one row: up to 4096 tokens" in lines[0]
+    assert "in one row" not in describe(shape("8b"), apart, backend, 24 * GIB)[0]
 
 
 def test_kept_checkpoints_cost_30_layer_inputs_and_plan_says_so():

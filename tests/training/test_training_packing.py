@@ -293,3 +293,57 @@ def test_fixed_width_steps_have_one_shape_and_the_same_examples():
         assert batch["position_ids"][0, n:].tolist() == list(range(256 - n))  # its own example
     plain = training_batches(rows, Batching("packed", True, "varlen"), max_len=128, pad_token_id=0, batch_size=2)[1]
     assert {plain([r])["input_ids"].shape[1] for r in packed_rows} != {256}
+
+
+def passage_rows(n: int, lo: int, hi: int, seed: int) -> list[dict]:
+    """Rows as a prepared DATA gives them: each passage's continuation, then its answer ('passage' keys)."""
+    rows = random_rows(n, lo, hi, 97, seed=seed)
+    for i, r in enumerate(rows):
+        r["passage"] = f"p{i // 2:03d}"
+    return rows
+
+
+def passages_in(packed_row: dict, owner: dict) -> list[str]:
+    """The passages whose examples a packed row holds, one entry per example."""
+    out, at = [], 0
+    for n in packed_row["seq_lengths"]:
+        out.append(owner[tuple(packed_row["input_ids"][at:at + n])])
+        at += n
+    return out
+
+
+@pytest.mark.parametrize("flatten", [False, True])
+def test_a_passages_examples_share_one_row(flatten):
+    rows = passage_rows(80, 250, 600, seed=4)
+    owner = {tuple(r["input_ids"]): r["passage"] for r in rows}
+    batching = Batching("packed", flatten, "test")
+    grouped, collate = training_batches(rows, batching, max_len=640, pad_token_id=0, group=True)
+    apart, _ = training_batches(rows, batching, max_len=640, pad_token_id=0)
+    where = {p: i for i, row in enumerate(grouped) for p in passages_in(row, owner)}
+    for i, row in enumerate(grouped):
+        held = passages_in(row, owner)
+        assert all(where[p] == i for p in held) and all(held.count(p) == 2 for p in set(held))
+        assert len(row["input_ids"]) <= 1280 and (len(row["input_ids"]) <= 640 or len(set(held)) == 1)
+    assert sorted(n for r in grouped for n in r["seq_lengths"]) == sorted(len(r["input_ids"]) for r in rows)
+    assert sum(sum(x != IGNORE for x in r["labels"]) for r in grouped) == sum(
+        sum(x != IGNORE for x in r["labels"]) for r in apart)
+    # Without grouping best-fit splits pairs up: the check above can fail.
+    assert any(len(set(passages_in(row, owner))) != len(passages_in(row, owner)) / 2 for row in apart)
+    assert max(collate([r])["input_ids"].shape[1] for r in grouped) > 640
+
+
+def test_a_passage_with_many_questions_is_cut_into_rows_of_two_examples_worth():
+    rows = random_rows(5, 500, 500, 97, seed=5)  # one passage, trained five times
+    for r in rows:
+        r["passage"] = "p"
+    packed = training_batches(rows, Batching("packed", True, "varlen"), max_len=512, pad_token_id=0, group=True)[0]
+    assert sorted(len(r["seq_lengths"]) for r in packed) == [1, 2, 2]
+    assert all(len(r["input_ids"]) <= 1024 for r in packed)
+
+
+def test_fixed_width_steps_with_passages_take_two_shapes():
+    rows = passage_rows(12, 40, 120, seed=6)
+    fixed = Batching("packed", True, "flex", fixed_width=True)
+    packed_rows, collate = training_batches(rows, fixed, max_len=128, pad_token_id=0, group=True)
+    shapes = {tuple(collate([r])["input_ids"].shape) for r in packed_rows}
+    assert shapes == {(1, 128), (1, 256)}

@@ -9,7 +9,15 @@ from typer.testing import CliRunner
 
 from booktune.cli import app
 from booktune.config import TrainConfig, build_config
-from booktune.training.rate import LARGE_RATE, SMALL_RATE, SMALL_RATE_ONCE, rate_for, trains_twice, with_learning_rate
+from booktune.training.rate import (
+    LARGE_RATE,
+    SMALL_RATE,
+    SMALL_RATE_APART,
+    SMALL_RATE_ONCE,
+    rate_for,
+    trains_twice,
+    with_learning_rate,
+)
 from tests.training.test_training_scaleout import LLAMA_8B
 
 
@@ -22,16 +30,21 @@ def llama_8b_dir(tmp_path):
 
 
 def test_the_rate_follows_the_size_and_under_1b_the_tasks():
-    # the default model: docs/quality.md's measured rates, for passages trained twice (continue + answer) and once
-    assert rate_for(134_515_008)[0] == SMALL_RATE == 5e-4
-    assert rate_for(134_515_008, twice=False)[0] == SMALL_RATE_ONCE == 1e-3
-    assert rate_for(999_999_999)[0] == 5e-4
+    # the default model: docs/quality.md's measured rates, for passages trained twice (continue + answer), in one
+    # step or apart, and once
+    assert rate_for(134_515_008)[0] == SMALL_RATE == 1.4e-3
+    assert rate_for(134_515_008, together=False)[0] == SMALL_RATE_APART == 5e-4
+    assert rate_for(134_515_008, twice=False)[0] == rate_for(134_515_008, False, False)[0] == SMALL_RATE_ONCE == 1e-3
+    assert rate_for(999_999_999)[0] == 1.4e-3
     assert rate_for(1_000_000_000)[0] == rate_for(8_030_261_248, twice=False)[0] == LARGE_RATE == 2e-4
 
 
 def test_the_default_model_keeps_the_demos_rate():
     train, why = with_learning_rate(TrainConfig())  # no DATA (as in `booktune plan`): prepare's default tasks
-    assert train.learning_rate == 5e-4 and "0.13B parameters" in why and "docs/quality.md" in why
+    assert train.learning_rate == 1.4e-3 and "0.13B parameters" in why and "docs/quality.md" in why
+    for apart in ({"group_passages": False}, {"packing": False}):  # a passage's two examples in separate steps
+        train, why = with_learning_rate(TrainConfig(**apart))
+        assert train.learning_rate == 5e-4 and "separate steps" in why
 
 
 def stats_dir(path, examples: int, answers: int | None):

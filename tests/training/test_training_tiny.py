@@ -169,8 +169,8 @@ def test_report_to_none_keeps_the_loss_plot_and_the_rate_is_by_size(tmp_path, ti
     assert (tmp_path / "loss.png").stat().st_size > 1000
     meta = json.loads((tmp_path / "booktune.json").read_text())
     # resolved once and recorded: a tiny model, under 1B, on data that trains each passage twice
-    assert meta["config"]["train"]["learning_rate"] == 5e-4
-    assert "learning rate: 0.0005 (by model size: 0.00B parameters, under 1B, passages trained as" in (
+    assert meta["config"]["train"]["learning_rate"] == 1.4e-3
+    assert "learning rate: 0.0014 (by model size: 0.00B parameters, under 1B, passages trained as" in (
         capsys.readouterr().out)
 
 
@@ -188,3 +188,21 @@ def test_evaluate_measures_a_run_that_train_made(tmp_path, tiny_data_dir, tiny_m
     assert meta["answers"]["questions"] == 1 and result.before["answer"]["tokens"] > 0
     assert "seconds" not in meta  # a run's "whole run" time is booktune run's alone
     assert (tmp_path / "report.html").is_file()
+
+
+def test_the_learning_rate_decays_as_the_config_says(tmp_path, tiny_data_dir, tiny_model_dir):
+    from booktune.config import TrainConfig
+    from booktune.devices import Precision
+    from booktune.training.recipe import sft_args
+
+    cpu = Precision("cpu", None, False, False)
+    t = TrainConfig(report_to="none", learning_rate=1e-3)
+    assert sft_args(tmp_path, cpu, t, grad_accum=1).lr_scheduler_type == "linear"  # the default, as TRL's
+    for name, expected in (("cosine", "cosine"), ("constant", "constant_with_warmup")):
+        t = t.model_copy(update={"lr_scheduler": name})
+        assert sft_args(tmp_path, cpu, t, grad_accum=1).lr_scheduler_type == expected
+    booktune.train(tiny_data_dir, tmp_path / "run", model=str(tiny_model_dir), max_steps=5, logging_steps=1,
+                   eval_steps=0, warmup_ratio=0.0, learning_rate=1e-3, report_to="none")
+    meta = json.loads((tmp_path / "run" / "booktune.json").read_text())
+    rates = [round(e["learning_rate"], 9) for e in meta["log_history"] if "learning_rate" in e]
+    assert rates == [1e-3, 8e-4, 6e-4, 4e-4, 2e-4]  # linear to zero

@@ -15,7 +15,8 @@ ANSWER_PROMPT = PrepareConfig.model_fields["answer_prompt"].default  # for DATA 
 
 def split_rows(data_dir: str | Path, split: str, tokenizer: Any, *, max_seq_length: int,
                truncation: str) -> tuple[list[dict[str, Any]], TokenReport]:
-    """DATA's `split` ('train' or 'eval') as {'id', 'input_ids', 'labels'} rows within max_seq_length."""
+    """DATA's `split` ('train' or 'eval') as {'id', 'task', 'passage', 'input_ids', 'labels'} rows (tokenize_records)
+    within max_seq_length."""
     records = load_conversations(data_dir, split)
     if not records:
         return [], TokenReport()

@@ -54,7 +54,9 @@ def split_record(record: dict[str, Any], rebuild: Callable[[dict, str, str], lis
     lead2 = words.join(max(0, cut - overlap), cut)
     pieces = []
     for suffix, lead, passage in (("a", record.get("lead_in", ""), first), ("b", lead2, second)):
-        piece = {**record, "id": f"{record['id']}{suffix}", "lead_in": lead, "passage": passage}
+        # Each half is a passage of its own, which the same half of the other task's example trains too.
+        piece = {**record, "id": f"{record['id']}{suffix}", "lead_in": lead, "passage": passage,
+                 "passage_id": f"{record.get('passage_id', record['id'])}{suffix}"}
         if suffix == "b" and piece.get("task") == "answer":
             piece.update(task="continue", question="")
         piece["messages"] = rebuild(piece, lead, passage)
@@ -85,8 +87,9 @@ def tokenize_records(
     user_prompt: str | None = None,
     answer_prompt: str = "{question}",
 ) -> tuple[list[dict[str, Any]], TokenReport]:
-    """Rows of {'id', 'task', 'input_ids', 'labels'} and a report. Raises TruncationError when nothing trainable is
-    left."""
+    """Rows of {'id', 'task', 'passage', 'input_ids', 'labels'} and a report; 'passage' is the id of the passage
+    the example trains, which its continuation and answer examples share. Raises TruncationError when nothing
+    trainable is left."""
     from booktune.template.labels import build_example
 
     report = TokenReport(examples=len(records))
@@ -100,7 +103,8 @@ def tokenize_records(
             if trained == 0:
                 report.fully_masked += 1
                 continue
-            out.append({"id": record["id"], "task": record.get("task", "continue"), "input_ids": ex.input_ids,
+            out.append({"id": record["id"], "task": record.get("task", "continue"),
+                        "passage": record.get("passage_id", record["id"]), "input_ids": ex.input_ids,
                         "labels": ex.labels})
             report.kept += 1
             report.tokens += len(ex.input_ids)

@@ -6,7 +6,8 @@ The peak is the sum of:
   MoE experts in transformers 5 are fused 3-D parameters, not nn.Linear, so bitsandbytes leaves them in bf16
   unless the backend quantizes them (`Backend.quantizes_experts`).
 - adapter: LoRA weights, gradients and 8-bit AdamW moments, about 10 bytes a parameter.
-- activations, for batch x max_seq_length tokens: the checkpointed input of every layer (a backend that offloads
+- activations, for a step's tokens (batch x max_seq_length, or two examples' worth where a passage's examples
+  share a row): the checkpointed input of every layer (a backend that offloads
   keeps only two on the GPU), one layer's recomputed working set during backward, the bf16 weight that bitsandbytes
   dequantizes for a matmul, attention scores where the backend runs it eagerly (`Backend.eager_scores`), and the
   chunked loss.
@@ -156,9 +157,17 @@ def lora_params(shape: Shape, train: TrainConfig, backend: Backend) -> int:
     return per_layer * shape.layers
 
 
+def step_tokens(train: TrainConfig) -> tuple[int, int]:
+    """(tokens, longest row) of the largest training step: batch x max_seq_length, and with a passage's examples
+    packed into one row (`group_passages`), a row of up to two examples (packing.group_len)."""
+    if not (train.packing and train.group_passages):
+        return train.batch_size * train.max_seq_length, train.max_seq_length
+    return max(train.batch_size, 2) * train.max_seq_length, 2 * train.max_seq_length
+
+
 def activation_bytes(shape: Shape, train: TrainConfig, backend: Backend) -> float:
-    """Peak activation memory of one training step (bf16), for batch x max_seq_length tokens."""
-    tokens = train.batch_size * train.max_seq_length
+    """Peak activation memory of one training step (bf16), for its tokens (`step_tokens`)."""
+    tokens, row = step_tokens(train)
     width = shape.hidden + (shape.heads + 2 * shape.kv_heads) * shape.head_dim
     routed = max(shape.top_k, 1) if shape.experts else 1
     layer = tokens * (LAYER_WORK * width + MLP_WORK * shape.intermediate * routed) * 2
@@ -169,7 +178,7 @@ def activation_bytes(shape: Shape, train: TrainConfig, backend: Backend) -> floa
     dequant = max(a * b for a, b in shape.mlp()) * 2  # bf16 copy of the largest quantized matrix (one expert's)
     scores = 0.0
     if backend.eager_scores(shape.model_type):  # S x S scores with an fp32 softmax
-        scores = train.batch_size * shape.heads * train.max_seq_length ** 2 * 6
+        scores = train.batch_size * shape.heads * row ** 2 * 6
     loss = tokens * shape.hidden * 4 * 2  # chunked cross-entropy: fp32 hidden states and their gradient
     return kept + layer + dequant + scores + loss
 
@@ -260,8 +269,10 @@ def describe(shape: Shape, train: TrainConfig, backend: Backend, card_bytes: flo
     """The lines `booktune plan` prints."""
     train = gpu_view(train)
     p = predict(shape, train, backend)
+    row = step_tokens(train)[1]
+    together = f" (a passage's examples in one row: up to {row} tokens)" if row > train.max_seq_length else ""
     lines = [f"{shape.params() / 1e9:.2f}B parameters; {backend.name} backend, batch {train.batch_size} x "
-             f"{train.max_seq_length} tokens, LoRA r{train.lora_r}", *p.summary(card_bytes)]
+             f"{train.max_seq_length} tokens{together}, LoRA r{train.lora_r}", *p.summary(card_bytes)]
     if not p.experts_quantized:
         lines.append(f"  bitsandbytes leaves the {shape.experts} fused MoE experts in bf16 on the {backend.name} "
                      "backend; --backend unsloth quantizes them")

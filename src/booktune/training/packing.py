@@ -15,6 +15,11 @@ Which of these a model gets is its backend's choice (`Backend.batching`). Where 
 anyway, the step is packed as one bin of `batch_size x max_seq_length` tokens, which whole examples fill fuller than
 `batch_size` separate rows of `max_seq_length` (tests/training/test_training_packing.py, docs/benchmarks.md).
 
+Passages in one step. A passage trained in two forms (its continuation and the answer to its question) is packed
+with both in one row, so one step learns the passage in both forms: trained in separate steps, the second step sees
+text the first has already taught, as in a second epoch, and the held-out loss is worse for it (docs/quality.md).
+Such a row may hold two examples' worth of tokens (`group_len`) where a step would hold less.
+
 Fallback. Where isolation is not available (Unsloth's Gemma 2 path, GPT-OSS under sdpa or flex in the hf
 backend, other attention kernels), examples are sorted by length into batches and padded to the next of a few
 fixed lengths. Few lengths matter on GPUs: cuDNN attention builds a new graph for every new shape, at a cost of
@@ -35,27 +40,59 @@ FLASH = ("flash_attention_2", "flash_attention_3", VARLEN)
 MASKED = ("sdpa", "eager", "flex_attention")
 
 
-def pack(rows: list[dict[str, Any]], max_len: int, bin_len: int = 0) -> list[dict[str, Any]]:
+def pack(rows: list[dict[str, Any]], max_len: int, bin_len: int = 0,
+         groups: list[str] | None = None) -> list[dict[str, Any]]:
     """Best-fit-decreasing packing of {'input_ids', 'labels'} rows of at most `max_len` tokens into rows of at most
-    `bin_len` tokens (`max_len` when 0), with 'seq_lengths'; the rows are then evened out (`_even`)."""
+    `bin_len` tokens (`max_len` when 0), with 'seq_lengths'; the rows are then evened out (`_even`).
+
+    `groups`: a key per row. Rows of one key stay in one packed row, which may then hold up to
+    `group_len(max_len, bin_len)` tokens (`units`): they are trained in the same step."""
     bin_len = max(bin_len, max_len)
-    order = sorted(range(len(rows)), key=lambda i: -len(rows[i]["input_ids"]))
+    for i, r in enumerate(rows):
+        if len(r["input_ids"]) > max_len:
+            raise ValueError(f"example {r.get('id', i)} has {len(r['input_ids'])} tokens, over max_seq_length "
+                             f"{max_len}")
+    lengths = [len(r["input_ids"]) for r in rows]
+    atoms = units(lengths, groups, group_len(max_len, bin_len)) if groups else [[i] for i in range(len(rows))]
+    sizes = [sum(lengths[i] for i in a) for a in atoms]
     bins: list[list[int]] = []
     free: list[tuple[int, int]] = []  # (room left, bin index), sorted
-    for i in order:
-        n = len(rows[i]["input_ids"])
-        if n > max_len:
-            raise ValueError(f"example {rows[i].get('id', i)} has {n} tokens, over max_seq_length {max_len}")
-        at = bisect.bisect_left(free, (n, -1))
+    for a in sorted(range(len(atoms)), key=lambda a: -sizes[a]):
+        at = bisect.bisect_left(free, (sizes[a], -1))
         if at < len(free):
             room, b = free.pop(at)
-            bins[b].append(i)
-            bisect.insort(free, (room - n, b))
-        else:
-            bins.append([i])
-            bisect.insort(free, (bin_len - n, len(bins) - 1))
-    _even(bins, [len(r["input_ids"]) for r in rows], bin_len)
-    return [_join([rows[i] for i in members]) for members in bins]
+            bins[b].append(a)
+            bisect.insort(free, (room - sizes[a], b))
+        else:  # a unit longer than a row gets a row of its own
+            bins.append([a])
+            bisect.insort(free, (max(bin_len - sizes[a], 0), len(bins) - 1))
+    _even(bins, sizes, bin_len)
+    return [_join([rows[i] for a in members for i in atoms[a]]) for members in bins]
+
+
+def group_len(max_len: int, bin_len: int) -> int:
+    """The most tokens one group's packed row may hold: a step's row, and at least two examples' worth, so that a
+    passage's continuation and its answer always share a step."""
+    return max(bin_len, 2 * max_len)
+
+
+def units(lengths: list[int], groups: list[str], cap: int) -> list[list[int]]:
+    """Row indices by group, in order of first appearance; a group over `cap` tokens (a passage with many
+    questions) is cut into several units of at most `cap`, best fit."""
+    by_key: dict[str, list[int]] = {}
+    for i, key in enumerate(groups):
+        by_key.setdefault(key, []).append(i)
+    out: list[list[int]] = []
+    for members in by_key.values():
+        parts: list[list[int]] = []
+        for i in sorted(members, key=lambda i: -lengths[i]):
+            fits = [p for p in parts if sum(lengths[j] for j in p) + lengths[i] <= cap]
+            if fits:
+                max(fits, key=lambda p: sum(lengths[j] for j in p)).append(i)
+            else:
+                parts.append([i])
+        out += parts
+    return out
 
 
 def _even(bins: list[list[int]], lengths: list[int], bin_len: int, partners: int = 32) -> None:
@@ -120,6 +157,7 @@ class PackedCollator:
     pad_token_id: int
     flatten: bool = True
     width: int = 0
+    wide: int = 0  # with `width`: steps longer than it are padded to this, so steps take only these two shapes
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
@@ -132,7 +170,10 @@ class PackedCollator:
         # Aligned token counts: the weight gradients reduce over the tokens, and cuBLAS falls back to slow
         # unaligned kernels when their count is not a multiple of 8 (docs/benchmarks.md, profile of the 8B step);
         # Triton compiles a kernel variant per divisibility by 16 of its integer arguments.
-        width = -(-max(self.width, *(len(x) for x in ids)) // ALIGN) * ALIGN
+        longest = max(len(x) for x in ids)
+        if self.width and self.wide and longest > self.width:
+            longest = self.wide
+        width = -(-max(self.width, longest) // ALIGN) * ALIGN
         for i in range(len(ids)):
             gap = width - len(ids[i])
             ids[i] += [self.pad_token_id] * gap
@@ -191,12 +232,16 @@ class Batching:
 
 
 def training_batches(rows: list[dict[str, Any]], batching: Batching, *, max_len: int, pad_token_id: int,
-                     batch_size: int = 1) -> tuple[list[dict[str, Any]], Any]:
+                     batch_size: int = 1, group: bool = False) -> tuple[list[dict[str, Any]], Any]:
     """(dataset rows, collator) for `batching`. Flattened packed batches come as one row per step of up to
-    `batch_size x max_len` tokens (`Batching.rows_per_step`: the loader takes one)."""
+    `batch_size x max_len` tokens (`Batching.rows_per_step`: the loader takes one). `group`: rows with a 'passage'
+    key are packed with the other examples of their passage (`pack`)."""
     clean = [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows]
     if batching.mode == "packed":
         bin_len = max_len * batch_size // batching.rows_per_step(batch_size)  # a step's tokens, over its rows
+        groups = [r.get("passage", r.get("id", str(i))) for i, r in enumerate(rows)] if group else None
         width = bin_len if batching.fixed_width else 0
-        return pack(clean, max_len, bin_len), PackedCollator(pad_token_id, flatten=batching.flatten, width=width)
+        wide = group_len(max_len, bin_len) if group else 0
+        return (pack(clean, max_len, bin_len, groups),
+                PackedCollator(pad_token_id, flatten=batching.flatten, width=width, wide=wide))
     return clean, BucketCollator(pad_token_id, bucket_lengths(max_len))

@@ -5,6 +5,8 @@ Features
 - Loss on assistant tokens only, end-of-turn token included: labels come from `booktune.template.build_example`,
   the one labelling function, and TRL's collator uses them as they are (dataset preparation is skipped).
 - Over-long examples are split at sentence ends or dropped (`truncation`), never trained with their end cut off.
+- Examples packed into rows, each attending only to itself; a passage's continuation and answer share a row, and
+  so a step (`group_passages`, packing.py).
 - TRL's SFTTrainer runs the loop: checkpoints every `save_steps`, `resume=True` continues from the last complete one,
   loss to TensorBoard (RUN/logs) and to RUN/loss.png, a rich progress bar.
 - The training library is a backend (training/backends/): Unsloth or transformers + PEFT + bitsandbytes.
@@ -50,6 +52,9 @@ from booktune.outputs import OutputDir, reached
 from booktune.training.backends import Backend, BackendError, LoraSettings, resolve
 from booktune.training.rate import rate_line, with_learning_rate
 from booktune.training.scaleout import ScaleOut, early_strategy, full_state_dict, scale_out
+
+# The schedule after warmup, in transformers' names: warmup_ratio applies to each.
+SCHEDULERS = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 
 
 class TrainError(BooktuneError):
@@ -193,7 +198,8 @@ def build_trainer(t: TrainConfig, run_dir: Path, rows: list[dict[str, Any]], hel
     batching = backend.batching(model, t.packing)
     backend.isolate(model, batching)  # per-example masks where the model's own would let examples mix
     train_data, collator = training_batches(rows, batching, max_len=t.max_seq_length,
-                                            pad_token_id=tokenizer.pad_token_id, batch_size=t.batch_size)
+                                            pad_token_id=tokenizer.pad_token_id, batch_size=t.batch_size,
+                                            group=t.group_passages)
     eval_data = training_batches(held, batching, max_len=t.max_seq_length, pad_token_id=tokenizer.pad_token_id)[0]
 
     # The loop's settings: TRL's SFTTrainer on pre-tokenized rows (its own preparation is skipped: our labels stand).
@@ -298,7 +304,7 @@ def sft_args(run_dir: Path, prec: Precision, t: TrainConfig, *, grad_accum: int,
         max_steps=t.max_steps,
         learning_rate=t.learning_rate,
         warmup_steps=t.warmup_ratio,  # transformers 5: a float below 1 is a share of the steps
-        lr_scheduler_type="cosine",
+        lr_scheduler_type=SCHEDULERS[t.lr_scheduler],
         per_device_train_batch_size=rows_per_step or t.batch_size,
         gradient_accumulation_steps=grad_accum,
         gradient_checkpointing=prec.gradient_checkpointing,
