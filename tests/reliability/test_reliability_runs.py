@@ -58,11 +58,16 @@ def test_resume_counts_the_loss_of_every_step_and_stops_at_the_end(tmp_path, tin
     assert meta["train"]["train_loss"] == pytest.approx(whole.metadata["train"]["train_loss"], rel=1e-3)
 
 
-def test_resume_with_other_lora_settings_is_one_line(tmp_path, tiny_run_dir, tiny_data_dir, tiny_model_dir):
+def test_resume_with_other_settings_is_one_line(tmp_path, tiny_run_dir, tiny_data_dir, tiny_model_dir):
     run = tmp_path / "run"
     shutil.copytree(tiny_run_dir, run)
     one_line_error(cli("train", tiny_data_dir, "--out", run, "--model", tiny_model_dir, "--resume", "--lora-r", 4),
                    "train.lora_r 16 -> 4", "--overwrite")
+    # The rate and which examples share a step change the steps left: the same one line, naming each.
+    one_line_error(cli("train", tiny_data_dir, "--out", run, "--model", tiny_model_dir, "--resume",
+                       "--no-group-passages", "--lr-scheduler", "cosine"),
+                   "train.lr_scheduler 'linear' -> 'cosine'", "train.group_passages True -> False",
+                   "train.learning_rate 0.005 -> 0.0005", "--overwrite")
 
 
 def test_chat_never_runs_a_models_own_code_because_the_run_folder_says_so(tmp_path, tiny_run_dir):
