@@ -31,7 +31,6 @@ from booktune.version import __version__
 RUN_FILE = "booktune.json"
 RUN_LAYOUT = Layout("run", ("adapter", RUN_FILE, "checkpoints", "logs", "loss.png", "report.html", "report.md",
                             "launch-config.json"), RUN_FILE)
-# Settings a checkpoint's weights and optimizer state depend on: a resumed run must keep them.
 # Settings a checkpoint's weights, or the steps left to it, depend on: the adapter's shape, the rate and its schedule,
 # and which examples make a step.
 RESUME_KEYS = ("model", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "learning_rate", "lr_scheduler",

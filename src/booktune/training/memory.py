@@ -160,9 +160,12 @@ def lora_params(shape: Shape, train: TrainConfig, backend: Backend) -> int:
 def step_tokens(train: TrainConfig) -> tuple[int, int]:
     """(tokens, longest row) of the largest training step: batch x max_seq_length, and with a passage's examples
     packed into one row (`group_passages`), a row of up to two examples (packing.group_len)."""
+    from booktune.training.packing import group_len
+
+    tokens, row = train.batch_size * train.max_seq_length, train.max_seq_length
     if not (train.packing and train.group_passages):
-        return train.batch_size * train.max_seq_length, train.max_seq_length
-    return max(train.batch_size, 2) * train.max_seq_length, 2 * train.max_seq_length
+        return tokens, row
+    return group_len(row, tokens), group_len(row, row)
 
 
 def activation_bytes(shape: Shape, train: TrainConfig, backend: Backend) -> float:

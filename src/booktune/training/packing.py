@@ -48,11 +48,10 @@ def pack(rows: list[dict[str, Any]], max_len: int, bin_len: int = 0,
     `groups`: a key per row. Rows of one key stay in one packed row, which may then hold up to
     `group_len(max_len, bin_len)` tokens (`units`): they are trained in the same step."""
     bin_len = max(bin_len, max_len)
-    for i, r in enumerate(rows):
-        if len(r["input_ids"]) > max_len:
-            raise ValueError(f"example {r.get('id', i)} has {len(r['input_ids'])} tokens, over max_seq_length "
-                             f"{max_len}")
     lengths = [len(r["input_ids"]) for r in rows]
+    for i, n in enumerate(lengths):
+        if n > max_len:
+            raise ValueError(f"example {rows[i].get('id', i)} has {n} tokens, over max_seq_length {max_len}")
     atoms = units(lengths, groups, group_len(max_len, bin_len)) if groups else [[i] for i in range(len(rows))]
     sizes = [sum(lengths[i] for i in a) for a in atoms]
     bins: list[list[int]] = []
@@ -84,14 +83,15 @@ def units(lengths: list[int], groups: list[str], cap: int) -> list[list[int]]:
         by_key.setdefault(key, []).append(i)
     out: list[list[int]] = []
     for members in by_key.values():
-        parts: list[list[int]] = []
+        parts: list[tuple[int, list[int]]] = []  # (tokens, row indices)
         for i in sorted(members, key=lambda i: -lengths[i]):
-            fits = [p for p in parts if sum(lengths[j] for j in p) + lengths[i] <= cap]
+            fits = [k for k, (load, _) in enumerate(parts) if load + lengths[i] <= cap]
             if fits:
-                max(fits, key=lambda p: sum(lengths[j] for j in p)).append(i)
+                k = max(fits, key=lambda k: parts[k][0])
+                parts[k] = (parts[k][0] + lengths[i], parts[k][1] + [i])
             else:
-                parts.append([i])
-        out += parts
+                parts.append((lengths[i], [i]))
+        out += [part for _, part in parts]
     return out
 
 

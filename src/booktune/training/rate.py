@@ -45,12 +45,11 @@ def rate_for(params: int, twice: bool = True, together: bool = True) -> tuple[fl
     size = f"by model size: {params / BILLION:.2f}B parameters"
     if params >= BILLION:
         return LARGE_RATE, f"{size}, 1B or more; the peers' LoRA starting point"
+    both = f"{size}, under 1B, passages trained as continuations and answers"
     if twice and together:
-        return SMALL_RATE, f"{size}, under 1B, passages trained as continuations and answers in one step; " \
-                           "docs/quality.md"
+        return SMALL_RATE, f"{both} in one step; docs/quality.md"
     if twice:
-        return SMALL_RATE_APART, f"{size}, under 1B, passages trained as continuations and answers in separate " \
-                                 "steps; docs/quality.md"
+        return SMALL_RATE_APART, f"{both} in separate steps; docs/quality.md"
     return SMALL_RATE_ONCE, f"{size}, under 1B, passages trained once; docs/quality.md"
 
 
