@@ -41,3 +41,19 @@ def test_plain_cuda_picks_the_card_as_unset_does_and_an_index_stands(monkeypatch
     monkeypatch.setattr(devices, "world", lambda env=None: World(0, 0, 1))
     assert devices.pick_device("cuda") == devices.pick_device(None) == "cuda:1"  # the 4090, not a bare "cuda"
     assert devices.pick_device("cuda:0") == "cuda:0" and devices.pick_device("cpu") == "cpu"
+
+
+@pytest.mark.parametrize("has_bf16", [True, False])
+def test_a_cpu_trains_in_bf16_only_where_it_has_the_instructions_and_says_why_not(monkeypatch, has_bf16):
+    import torch
+
+    from booktune import devices
+
+    monkeypatch.setattr(devices, "cpu_bf16", lambda: has_bf16)  # the host's own answer is only one of the two
+    auto = devices.pick_dtype("auto", "cpu")
+    assert auto == (torch.bfloat16 if has_bf16 else torch.float32)
+    assert devices.dtype_note("cpu", auto) == ("" if has_bf16 else "this CPU lacks AVX-512 and AMX, so bf16 would be emulated")
+    asked = devices.dtype_note("cpu", devices.pick_dtype("bf16", "cpu"))
+    assert ("emulated" in asked) is not has_bf16 and (not asked) is has_bf16
+    assert devices.dtype_note("cuda:0", torch.bfloat16) == devices.dtype_note("cuda:0", torch.float32) == ""
+

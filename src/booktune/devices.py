@@ -157,7 +157,26 @@ def pick_dtype(dtype: str, device: str) -> Any:
         return named[dtype]
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
+    return torch.bfloat16 if cpu_bf16() else torch.float32
+
+
+def cpu_bf16() -> bool:
+    """Whether this CPU runs bf16 matrix products in its own instructions (AVX-512 or AMX, through oneDNN). An
+    AVX2-only CPU emulates them element by element, far slower than float32 (docs/benchmarks.md)."""
+    import torch
+
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def dtype_note(device: str, dtype: Any) -> str:
+    """Why a CPU trains in the dtype it does, where the dtype decides the speed; empty on a GPU."""
+    import torch
+
+    if device.startswith("cuda") or dtype not in (torch.float32, torch.bfloat16) or cpu_bf16():
+        return ""
+    if dtype == torch.float32:
+        return "this CPU lacks AVX-512 and AMX, so bf16 would be emulated"
+    return "this CPU lacks AVX-512 and AMX, so bf16 is emulated, far slower than --dtype fp32"
 
 
 @contextlib.contextmanager

@@ -41,6 +41,7 @@ from booktune.console import console, quiet_libraries
 from booktune.devices import (
     Precision,
     choose_precision,
+    dtype_note,
     is_main_process,
     pick_device,
     silence_other_ranks,
@@ -368,7 +369,8 @@ def print_plan(setup: Setup, report: Any, rate_why: str = "set") -> None:
     per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
     steps = planned_steps(args, len(setup.rows))
     base = f"{'4-bit NF4 base, ' if prec.load_in_4bit else ''}{str(prec.dtype).removeprefix('torch.')}"
-    console.print(f"[bold]training[/] on {prec.device} ({base})")
+    why = dtype_note(prec.device, prec.dtype)
+    console.print(f"[bold]training[/] on {prec.device} ({base}{': ' + why if why else ''})")
     console.print(f"  parameters: {trainable:,} trainable of {total:,} ({100 * trainable / max(total, 1):.2f}%)")
     for line in report.lines():
         console.print(f"  {line}")
