@@ -23,6 +23,10 @@ def test_doctor_prints_versions_cuda_and_the_default_model(default_tokenizer):
         assert f"\nunsloth {metadata.version('unsloth')}\n" in out
     except metadata.PackageNotFoundError:
         assert "\nunsloth not installed\n" in out
+    bf16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()  # oneDNN's own answer for this host
+    dtype = "bf16" if bf16 else "float32 (no AVX-512 or AMX for bf16)"
+    assert (f"\nCPU: {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}; "
+            f"CPU training runs in {dtype}\n") in out
     if torch.version.cuda is None:
         assert "CUDA: none (this torch is a CPU build)" in out
     else:
@@ -43,3 +47,12 @@ def test_doctor_counts_the_base_evaluations_kept(tmp_path):
     for name in ("loss-1.json", "replies-2.json"):
         (tmp_path / "eval" / name).write_text("x" * 250_000)
     assert f"base model evaluations kept: 2 (0.5 MB) in {tmp_path / 'eval'}" in doctor({"BOOKTUNE_CACHE": str(tmp_path)})
+
+
+def test_doctor_says_which_dtype_a_cpu_trains_in():
+    from booktune.checkup import describe, diagnose
+
+    report = diagnose()
+    for bf16, says in ((True, "CPU training runs in bf16"), (False, "CPU training runs in float32 (no AVX-512")):
+        lines = describe({**report, "cpu": {"threads": 2, "instructions": "AVX2", "bf16": bf16}})
+        assert any(line.startswith("CPU: 2 threads, AVX2; ") and says in line for line in lines)

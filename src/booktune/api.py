@@ -319,8 +319,9 @@ def notebook(books: Sequence[PathLike] | PathLike, out: PathLike, *, kernel: str
 
 
 def doctor() -> list[str]:
-    """What a bug report needs: library versions, CUDA and each card with its free memory, whether the default model
-    is cached. Returns the lines (`booktune doctor` prints them)."""
+    """What a bug report needs: library versions, the CPU's instructions and the dtype it trains in, CUDA and each
+    card with its free memory, whether the default model is cached. Returns the lines (`booktune doctor` prints
+    them)."""
     from booktune.checkup import describe, diagnose
 
     return describe(diagnose())

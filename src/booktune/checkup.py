@@ -1,5 +1,6 @@
-"""What `booktune doctor` reports, for a bug report: the versions of the libraries booktune trains with, CUDA and
-each card with its free memory, and whether the embedded default model is installed and converted."""
+"""What `booktune doctor` reports, for a bug report: the versions of the libraries booktune trains with, the CPU's
+instructions and the dtype it trains in, CUDA and each card with its free memory, and whether the embedded default
+model is installed and converted."""
 
 from __future__ import annotations
 
@@ -40,10 +41,20 @@ def cuda_cards() -> dict[str, Any]:
     return {"build": torch.version.cuda, "cards": cards}
 
 
+def cpu() -> dict[str, Any]:
+    """torch's threads and vector instructions here, and whether a CPU run trains in bf16 (devices.cpu_bf16)."""
+    import torch
+
+    from booktune.devices import cpu_bf16
+
+    return {"threads": torch.get_num_threads(), "instructions": torch.backends.cpu.get_cpu_capability(),
+            "bf16": cpu_bf16()}
+
+
 def diagnose() -> dict[str, Any]:
     return {"booktune": __version__, "python": platform.python_version(), "platform": platform.platform(),
-            "libraries": library_versions(), "cuda": cuda_cards(), "default_model": default_model_status(),
-            "base_evaluations": kept_evaluations()}
+            "libraries": library_versions(), "cpu": cpu(), "cuda": cuda_cards(),
+            "default_model": default_model_status(), "base_evaluations": kept_evaluations()}
 
 
 def kept_evaluations() -> dict[str, Any]:
@@ -59,6 +70,9 @@ def describe(report: dict[str, Any]) -> list[str]:
     """The report as the lines `booktune doctor` prints."""
     lines = [f"booktune {report['booktune']} (Python {report['python']}, {report['platform']})"]
     lines += [f"{name} {version or 'not installed'}" for name, version in report["libraries"].items()]
+    c = report["cpu"]
+    dtype = "bf16" if c["bf16"] else "float32 (no AVX-512 or AMX for bf16)"
+    lines.append(f"CPU: {c['threads']} threads, {c['instructions']}; CPU training runs in {dtype}")
     cuda = report["cuda"]
     if cuda["build"] is None:
         lines.append("CUDA: none (this torch is a CPU build)")
