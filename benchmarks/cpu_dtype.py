@@ -24,9 +24,6 @@ HERE = Path(__file__).resolve().parent
 if (HERE.parent / "src" / "booktune").is_dir():  # a checkout; an installed booktune works too
     sys.path.insert(0, str(HERE.parent / "src"))
 
-DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
-
-
 def shapes(config) -> list[tuple[int, int, int]]:
     """(in, out, count) of every projection one forward pass multiplies by: q, k, v, o, gate, up, down per layer,
     and the LM head."""
@@ -66,13 +63,13 @@ def main() -> None:
     ap.add_argument("--model", default="default", help="a model whose config.json gives the shapes")
     ap.add_argument("--tokens", type=int, default=256, help="rows of each product (tokens of the row)")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--dtypes", nargs="+", choices=sorted(DTYPES), default=["fp32", "bf16"])
+    ap.add_argument("--dtypes", nargs="+", choices=["bf16", "fp32"], default=["fp32", "bf16"])
     ap.add_argument("--out", type=Path, default=Path("cpu_dtype.json"))
     a = ap.parse_args()
     import torch
     from transformers import AutoConfig
 
-    from booktune.devices import cpu_bf16
+    from booktune.devices import cpu_bf16, pick_dtype
     from booktune.model import resolve_model
 
     dims = shapes(AutoConfig.from_pretrained(resolve_model(a.model).path))
@@ -81,7 +78,7 @@ def main() -> None:
               "capability": torch.backends.cpu.get_cpu_capability(),
               "onednn_bf16": cpu_bf16(), "tokens": a.tokens, "gflop": round(flop / 1e9, 2)}
     for name in a.dtypes:
-        best = min(forward_seconds(torch, dims, a.tokens, getattr(torch, DTYPES[name])) for _ in range(a.rounds))
+        best = min(forward_seconds(torch, dims, a.tokens, pick_dtype(name, "cpu")) for _ in range(a.rounds))
         result[name] = {"seconds": round(best, 3), "gflop_per_s": round(flop / best / 1e9, 1)}
     print(json.dumps(result))
     a.out.write_text(json.dumps(result) + "\n")

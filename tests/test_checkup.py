@@ -24,7 +24,7 @@ def test_doctor_prints_versions_cuda_and_the_default_model(default_tokenizer):
     except metadata.PackageNotFoundError:
         assert "\nunsloth not installed\n" in out
     bf16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()  # oneDNN's own answer for this host
-    dtype = "bf16" if bf16 else "float32 (no AVX-512 or AMX for bf16)"
+    dtype = "bf16" if bf16 else "float32 (this CPU lacks AVX-512 and AMX)"
     assert (f"\nCPU: {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}; "
             f"CPU training runs in {dtype}\n") in out
     if torch.version.cuda is None:
@@ -53,6 +53,6 @@ def test_doctor_says_which_dtype_a_cpu_trains_in():
     from booktune.checkup import describe, diagnose
 
     report = diagnose()
-    for bf16, says in ((True, "CPU training runs in bf16"), (False, "CPU training runs in float32 (no AVX-512")):
+    for bf16, says in ((True, "CPU training runs in bf16"), (False, "CPU training runs in float32 (this CPU lacks AVX-512")):
         lines = describe({**report, "cpu": {"threads": 2, "instructions": "AVX2", "bf16": bf16}})
         assert any(line.startswith("CPU: 2 threads, AVX2; ") and says in line for line in lines)

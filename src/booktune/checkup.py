@@ -8,6 +8,7 @@ import platform
 from importlib import metadata
 from typing import Any
 
+from booktune.devices import NO_CPU_BF16, cpu_bf16
 from booktune.model import default_model_status
 from booktune.version import __version__
 
@@ -45,8 +46,6 @@ def cpu() -> dict[str, Any]:
     """torch's threads and vector instructions here, and whether a CPU run trains in bf16 (devices.cpu_bf16)."""
     import torch
 
-    from booktune.devices import cpu_bf16
-
     return {"threads": torch.get_num_threads(), "instructions": torch.backends.cpu.get_cpu_capability(),
             "bf16": cpu_bf16()}
 
@@ -71,7 +70,7 @@ def describe(report: dict[str, Any]) -> list[str]:
     lines = [f"booktune {report['booktune']} (Python {report['python']}, {report['platform']})"]
     lines += [f"{name} {version or 'not installed'}" for name, version in report["libraries"].items()]
     c = report["cpu"]
-    dtype = "bf16" if c["bf16"] else "float32 (no AVX-512 or AMX for bf16)"
+    dtype = "bf16" if c["bf16"] else f"float32 ({NO_CPU_BF16})"
     lines.append(f"CPU: {c['threads']} threads, {c['instructions']}; CPU training runs in {dtype}")
     cuda = report["cuda"]
     if cuda["build"] is None:

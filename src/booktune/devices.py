@@ -160,6 +160,9 @@ def pick_dtype(dtype: str, device: str) -> Any:
     return torch.bfloat16 if cpu_bf16() else torch.float32
 
 
+NO_CPU_BF16 = "this CPU lacks AVX-512 and AMX"  # what decides bf16 on a CPU, as the plan and doctor word it
+
+
 def cpu_bf16() -> bool:
     """Whether this CPU runs bf16 matrix products in its own instructions (AVX-512 or AMX, through oneDNN). An
     AVX2-only CPU emulates them element by element, far slower than float32 (docs/benchmarks.md)."""
@@ -175,8 +178,8 @@ def dtype_note(device: str, dtype: Any) -> str:
     if device.startswith("cuda") or dtype not in (torch.float32, torch.bfloat16) or cpu_bf16():
         return ""
     if dtype == torch.float32:
-        return "this CPU lacks AVX-512 and AMX, so bf16 would be emulated"
-    return "this CPU lacks AVX-512 and AMX, so bf16 is emulated, far slower than --dtype fp32"
+        return f"{NO_CPU_BF16}, so bf16 would be emulated"
+    return f"{NO_CPU_BF16}, so bf16 is emulated, far slower than --dtype fp32"
 
 
 @contextlib.contextmanager
